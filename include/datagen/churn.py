@@ -1,0 +1,121 @@
+"""Deterministic sample data: daily drops of customer activity for a subscription service.
+
+Every customer has a hidden churn risk. Risky customers use the product less over time, open
+more support tickets and miss more payments, so both the churn label (`churned`) and the
+spend over the next 30 days (`next_30d_spend`) are learnable from a few days of activity.
+The same seed, customer count and date always give byte-identical files.
+
+    python -m include.datagen.churn --out .demo/drops --end 2026-11-24 --days 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PLANS = np.array(["basic", "standard", "premium"])
+PLAN_PRICE = np.array([9.99, 15.99, 22.99])
+EPOCH = date(2020, 1, 1)
+
+
+def customers(n: int, seed: int) -> pd.DataFrame:
+    """The customer base: stable attributes and the hidden risk that drives behaviour."""
+    rng = np.random.default_rng([seed, 0])
+    plan = rng.choice(3, size=n, p=[0.5, 0.35, 0.15])
+    tenure = rng.gamma(2.0, 220.0, size=n).astype(int) + 1
+    engagement = rng.normal(0.0, 1.0, size=n)
+    risk = -1.0 - 0.9 * engagement - 0.0025 * tenure + 0.6 * (plan == 0) + rng.normal(0, 0.5, size=n)
+    churn_p = 1 / (1 + np.exp(-risk))
+    churned = rng.random(n) < churn_p
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:06d}" for i in range(n)],
+            "plan_idx": plan,
+            "tenure0": tenure,
+            "engagement": engagement,
+            "churn_p": churn_p,
+            "churned": churned,
+        }
+    )
+
+
+def daily_activity(base: pd.DataFrame, day: date, seed: int) -> pd.DataFrame:
+    """One day's activity drop for every customer."""
+    day_index = (day - EPOCH).days
+    rng = np.random.default_rng([seed, 1, day_index])
+    n = len(base)
+    # Churners fade: their usage decays with the day of the week-long cycle they are in.
+    fade = np.where(base.churned, 0.55 + 0.35 * np.cos(day_index / 3.0 + base.tenure0 % 7), 1.0)
+    base_rate = np.exp(1.2 + 0.45 * base.engagement) * fade
+    sessions = rng.poisson(base_rate)
+    minutes = np.round(sessions * rng.gamma(4.0, 6.0, size=n), 1)
+    tickets = rng.poisson(0.05 + 0.5 * base.churn_p)
+    failures = rng.poisson(0.02 + 0.25 * base.churn_p * (base.plan_idx == 0))
+    price = PLAN_PRICE[base.plan_idx]
+    charges = np.round(price * (1 + 0.1 * rng.standard_normal(n).clip(-1, 1)), 2)
+    spend = price * (1 - base.churn_p) * (1.5 + 0.3 * base.engagement) + rng.normal(0, 1.5, size=n)
+    return pd.DataFrame(
+        {
+            "customer_id": base.customer_id,
+            "event_date": day.isoformat(),
+            "plan": PLANS[base.plan_idx],
+            "tenure_days": base.tenure0 + day_index,
+            "monthly_charges": charges,
+            "sessions": sessions,
+            "minutes_watched": minutes,
+            "support_tickets": tickets,
+            "payment_failures": failures,
+            "churned": base.churned.map({True: "true", False: "false"}),
+            "next_30d_spend": np.round(np.maximum(spend, 0.0), 2),
+        }
+    )
+
+
+def write_drop(frame: pd.DataFrame, folder: Path, fmt: str = "csv") -> Path:
+    """Write a drop as the upstream system would: one file per day, written whole then renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}[fmt]
+    target = folder / f"activity.{suffix}"
+    tmp = folder / f".activity.{suffix}.tmp"
+    if fmt == "csv":
+        frame.to_csv(tmp, index=False)
+    elif fmt == "jsonl":
+        frame.to_json(tmp, orient="records", lines=True)
+    else:
+        frame.to_parquet(tmp, index=False)
+    tmp.replace(target)
+    return target
+
+
+def generate(out: Path, end: date, days: int, n_customers: int = 5000, seed: int = 7, fmt: str = "csv") -> list[Path]:
+    """Write `days` daily drops ending at `end` under `out/<YYYY-MM-DD>/`."""
+    base = customers(n_customers, seed)
+    written = []
+    for offset in range(days - 1, -1, -1):
+        day = end - timedelta(days=offset)
+        written.append(write_drop(daily_activity(base, day, seed), out / day.isoformat(), fmt))
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder to write <date>/activity.<fmt> into")
+    parser.add_argument("--end", type=date.fromisoformat, required=True, help="last date (YYYY-MM-DD)")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv")
+    args = parser.parse_args(argv)
+    for path in generate(args.out, args.end, args.days, args.customers, args.seed, args.format):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Run a Great Expectations suite declared in YAML and decide what each failure means.
+
+Suite file format (`include/expectations/*.yaml`):
+
+    name: customer_activity
+    expectations:
+      - expect_column_values_to_not_be_null: {column: customer_id}
+      - expect_column_values_to_be_between: {column: sessions, min_value: 0, max_value: 500}
+        on_failure: warn              # per-expectation policy
+
+The pipeline spec sets the default policy (`fail`, `warn` or `quarantine`) and the largest
+share of rows that may be quarantined; an expectation may set its own policy.
+Expectation names are Great Expectations' own (snake_case of the class in
+`great_expectations.expectations`); nothing else can be named, so a suite cannot run code.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from include.errors import SpecError
+
+POLICIES = ("fail", "warn", "quarantine")
+
+
+@dataclass(frozen=True)
+class ExpectationRule:
+    name: str
+    kwargs: dict[str, Any]
+    policy: str
+
+    @property
+    def label(self) -> str:
+        column = self.kwargs.get("column")
+        return f"{self.name}({column})" if column else self.name
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    rules: tuple[ExpectationRule, ...]
+    max_quarantine_share: float
+
+    @classmethod
+    def from_file(cls, path: Path, default_policy: str = "fail", max_share: float = 0.05) -> Suite:
+        try:
+            body = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SpecError(f"{path}: cannot read the expectation suite: {exc}") from exc
+        if not isinstance(body, dict):
+            raise SpecError(f"{path}: an expectation suite must be a mapping with 'expectations'")
+        return cls.from_dict(body, str(path), default_policy, max_share)
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any], where: str, default_policy: str = "fail",
+                  max_share: float = 0.05) -> Suite:
+        _check_policy(default_policy, f"{where}: on_failure")
+        unknown = sorted(set(body) - {"name", "expectations", "description"})
+        if unknown:
+            raise SpecError(f"{where}: unknown key(s) {unknown}; a suite has name, description, expectations")
+        rules = tuple(_rule(item, i, where, default_policy) for i, item in enumerate(body.get("expectations") or []))
+        if not rules:
+            raise SpecError(f"{where}: the suite lists no expectations")
+        return cls(name=str(body.get("name") or Path(where).stem), rules=rules, max_quarantine_share=max_share)
+
+
+def _check_policy(policy: Any, where: str) -> None:
+    if policy not in POLICIES:
+        raise SpecError(f"{where}: policy {policy!r} is not one of {list(POLICIES)}")
+
+
+def _rule(item: Any, index: int, where: str, default_policy: str) -> ExpectationRule:
+    if not isinstance(item, dict):
+        raise SpecError(f"{where}: expectations[{index}] must be a mapping, got {item!r}")
+    item = dict(item)
+    policy = item.pop("on_failure", default_policy)
+    _check_policy(policy, f"{where}: expectations[{index}].on_failure")
+    if len(item) != 1:
+        raise SpecError(f"{where}: expectations[{index}] must name exactly one expectation, got {sorted(item)}")
+    (name, kwargs), = item.items()
+    if not isinstance(kwargs, dict):
+        raise SpecError(f"{where}: expectations[{index}].{name} takes a mapping of arguments")
+    return ExpectationRule(name=name, kwargs=kwargs, policy=policy)
+
+
+def expectation_class(name: str, where: str = "suite") -> type:
+    import great_expectations as gx
+
+    class_name = "".join(part.capitalize() for part in name.split("_"))
+    found = getattr(gx.expectations, class_name, None)
+    if not name.startswith("expect_") or not isinstance(found, type):
+        known = [n for n in dir(gx.expectations) if n.startswith("Expect")]
+        snake = [_snake(n) for n in known]
+        close = difflib.get_close_matches(name, snake, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise SpecError(f"{where}: unknown expectation {name!r}{hint}")
+    return found
+
+
+def _snake(camel: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in camel).lstrip("_")
+
+
+@dataclass
+class Outcome:
+    """What a suite run decided: the GE result, and what the policies make of it."""
+
+    success: bool
+    result: dict[str, Any]
+    html: str
+    failed: list[str] = field(default_factory=list)  # labels of failures under `fail`
+    warnings: list[str] = field(default_factory=list)  # labels of failures under `warn`
+    quarantine: dict[int, list[str]] = field(default_factory=dict)  # row position -> reasons
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "failed"
+        if self.quarantine:
+            return "quarantined"
+        return "warned" if self.warnings else "passed"
+
+
+def run_suite(frame: Any, suite: Suite, where: str = "suite") -> Outcome:
+    """Validate a pandas DataFrame (positional index 0..n-1) against the suite."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_pandas("skylift")
+    batch = source.add_dataframe_asset("partition").add_batch_definition_whole_dataframe("whole").get_batch(
+        batch_parameters={"dataframe": frame.reset_index(drop=True)}
+    )
+    expectations = [_build(rule, where) for rule in suite.rules]
+    gx_suite = gx.ExpectationSuite(name=suite.name, expectations=expectations)
+    result = batch.validate(gx_suite, result_format={"result_format": "COMPLETE"})
+    outcome = Outcome(success=bool(result.success), result=result.to_json_dict(), html=_render_html(result))
+    for rule, item in zip(suite.rules, result.results, strict=True):
+        _apply_policy(rule, item, outcome)
+    return outcome
+
+
+def _build(rule: ExpectationRule, where: str) -> Any:
+    cls = expectation_class(rule.name, where)
+    try:
+        return cls(**rule.kwargs)
+    except Exception as exc:  # GE raises pydantic v1 errors; report them as a spec problem
+        raise SpecError(f"{where}: {rule.name}: bad arguments {rule.kwargs}: {exc}") from exc
+
+
+def _apply_policy(rule: ExpectationRule, item: Any, outcome: Outcome) -> None:
+    if item.exception_info and item.exception_info.get("raised_exception"):
+        outcome.failed.append(f"{rule.label}: {item.exception_info.get('exception_message')}")
+        return
+    if item.success:
+        return
+    rows = item.result.get("unexpected_index_list")
+    if rule.policy == "warn":
+        outcome.warnings.append(rule.label)
+    elif rule.policy == "quarantine" and rows is not None:
+        for row in rows:
+            outcome.quarantine.setdefault(int(row), []).append(rule.label)
+    else:
+        # A table-level expectation has no rows to set aside: under `quarantine` it fails the run.
+        outcome.failed.append(rule.label)
+
+
+def _render_html(result: Any) -> str:
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))

@@ -1,0 +1,69 @@
+"""What every Skylift stage operator shares: settings, hooks and the partition date."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from include.errors import SpecError
+from operators.hooks.lake import LakeHook
+from operators.hooks.mlflow import MlflowHook
+from operators.settings import Settings
+
+
+def partition_date(context: Any) -> str:
+    """The date a run works on: the `ds` param if given, else the logical date, else run_after.
+
+    A run triggered through the REST API or UI may have no logical date at all, so `ds` is never
+    assumed to be in the context.
+    """
+    override = (context.get("params") or {}).get("ds")
+    if override:
+        try:
+            return date.fromisoformat(str(override)).isoformat()
+        except ValueError as exc:
+            raise SpecError(f"param ds={override!r} is not a date (YYYY-MM-DD)") from exc
+    logical = context.get("logical_date")
+    if logical is not None:
+        return logical.date().isoformat()
+    return context["dag_run"].run_after.date().isoformat()
+
+
+def date_window(end: str, days: int) -> list[str]:
+    """`days` consecutive dates ending at `end`, oldest first."""
+    last = date.fromisoformat(end)
+    return [(last - timedelta(days=offset)).isoformat() for offset in range(days - 1, -1, -1)]
+
+
+class SkyliftOperator(BaseOperator):
+    """Base of the stage operators. The constructor only stores; hooks are built on first use."""
+
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, pipeline: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+
+    @cached_property
+    def settings(self) -> Settings:
+        return Settings.resolve()
+
+    @cached_property
+    def lake_hook(self) -> LakeHook:
+        return LakeHook(root=self.settings.lake_root, conn_id=self.settings.lake_conn_id)
+
+    @cached_property
+    def lake(self):  # -> include.lake.Lake (imported lazily: pyarrow is not needed to parse DAGs)
+        return self.lake_hook.get_lake()
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(self.settings.mlflow_tracking_uri, self.settings.mlflow_artifact_root)
+
+    def run_identity(self, context: Any) -> dict[str, str]:
+        """Who wrote an output: recorded in manifests and MLflow tags for lineage."""
+        ti = context["ti"]
+        return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": str(ti.try_number)}

@@ -1,0 +1,1 @@
+"""One hook per external system: the lake (local or S3), MLflow, Spark."""

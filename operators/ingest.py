@@ -1,0 +1,64 @@
+"""Stage 1: ingest a day's source drop into the lake's `raw` zone, held to its schema contract."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from include.errors import ContractError
+from operators.base import SkyliftOperator, partition_date
+from operators.drops import list_drop, render_drop_uri
+from operators.hooks.lake import LakeHook
+from operators.spec.loader import resolve_file
+
+
+class IngestOperator(SkyliftOperator):
+    """Read the drop for the run's date (CSV, JSON lines or Parquet; local or S3), enforce the
+    declared columns, types, nullability and key, and publish it as the `raw` partition with a
+    manifest of source files and checksums. The drop itself is never modified.
+    """
+
+    template_fields = ("source_uri",)
+    ui_color = "#dff3e4"
+
+    def __init__(self, *, source_uri: str, source_format: str, schema_file: str, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source_uri = source_uri
+        self.source_format = source_format
+        self.schema_file = schema_file
+        self.dataset = dataset
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from include.contracts import Contract, read_drop
+
+        ds = partition_date(context)
+        contract = Contract.from_file(resolve_file(self.schema_file))
+        drops = LakeHook(root=self.settings.drops_root, conn_id=self.settings.lake_conn_id)
+        uri = render_drop_uri(self.source_uri, ds, self.settings.drops_root)
+        fs, path = _filesystem(uri, drops.storage_options() if uri.startswith("s3") else {})
+        files = list_drop(fs, path, self.source_format)
+        if not files:
+            raise ContractError(f"no {self.source_format} files in the drop at {uri} for ds={ds}")
+        self.log.info("reading %d file(s) from %s", len(files), uri)
+        contents = [(_as_uri(fs, f), fs.cat_file(f)) for f in files]
+        table, sources = read_drop(contents, self.source_format, contract)
+        with self.lake.publish(
+            "raw", self.dataset, ds,
+            run_id=context["ti"].run_id,
+            inputs=[s.as_input() for s in sources],
+            extra={"source_uri": uri, "writer": self.run_identity(context)},
+        ) as writer:
+            writer.write_table(table)
+        manifest = writer.manifest
+        self.log.info("raw/%s/ds=%s: %d rows, schema %s", self.dataset, ds, manifest.row_count, manifest.schema_hash)
+        return {"ds": ds, "rows": manifest.row_count, "partition": self.lake.partition_uri("raw", self.dataset, ds)}
+
+
+def _filesystem(uri: str, options: dict[str, Any]):
+    import fsspec
+
+    return fsspec.core.url_to_fs(uri, **options)
+
+
+def _as_uri(fs, path: str) -> str:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return f"file://{path}" if protocol in ("file", "local") else f"{protocol}://{path}"

@@ -1,0 +1,81 @@
+"""Stage 5: register the trained model as a new version, with lineage tags, alias `challenger`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from include.errors import RegistryError
+from operators.base import SkyliftOperator, partition_date
+from operators.links import VERSION_XCOM_KEY, ModelVersionLink
+
+CHALLENGER = "challenger"
+
+
+class RegisterModelOperator(SkyliftOperator):
+    """Take the training task's result (XCom), register `runs:/<run>/model` under `model_name`.
+
+    Safe to retry: a version already registered from the same run is reused, not duplicated.
+    """
+
+    ui_color = "#e0f0f5"
+    operator_extra_links = (ModelVersionLink(),)
+
+    def __init__(self, *, model_name: str, train_task_id: str, features_dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.train_task_id = train_task_id
+        self.features_dataset = features_dataset
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        trained = context["ti"].xcom_pull(task_ids=self.train_task_id)
+        if not trained or "run_id" not in trained:
+            raise RegistryError(f"task {self.train_task_id!r} left no training result to register")
+        client = self.mlflow_hook.client
+        self._ensure_model(client)
+        version = self._existing_version(client, trained["run_id"]) or client.create_model_version(
+            name=self.model_name,
+            source=f"runs:/{trained['run_id']}/model",
+            run_id=trained["run_id"],
+            tags=self.lineage(context, trained),
+            description=f"{self.pipeline}: trained by {context['ti'].dag_id} for ds={partition_date(context)}",
+        )
+        client.set_registered_model_alias(self.model_name, CHALLENGER, version.version)
+        self.log.info("registered %s version %s (alias %s)", self.model_name, version.version, CHALLENGER)
+        ui = self.mlflow_hook.ui_base() or "http://127.0.0.1:5000"
+        context["ti"].xcom_push(key=VERSION_XCOM_KEY, value={"ui": ui, "name": self.model_name,
+                                                              "version": str(version.version)})
+        return {"name": self.model_name, "version": str(version.version), "run_id": trained["run_id"],
+                "metrics": trained.get("metrics", {})}
+
+    def _ensure_model(self, client: Any) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client.get_registered_model(self.model_name)
+        except MlflowException:
+            client.create_registered_model(self.model_name, tags={"skylift.pipeline": self.pipeline})
+
+    def _existing_version(self, client: Any, run_id: str) -> Any | None:
+        versions = client.search_model_versions(f"name = '{self.model_name}' and run_id = '{run_id}'")
+        return versions[0] if versions else None
+
+    def lineage(self, context: Any, trained: dict[str, Any]) -> dict[str, str]:
+        """Tags that trace the version back to the feature partitions and the raw files."""
+        from include.lineage import trace
+
+        ti = context["ti"]
+        tags = {
+            "skylift.pipeline": self.pipeline,
+            "skylift.dag_id": ti.dag_id,
+            "skylift.dag_run_id": ti.run_id,
+            "skylift.ds": partition_date(context),
+            "skylift.framework": str(trained.get("framework")),
+            "skylift.features": ",".join(f"{self.features_dataset}@{d}" for d in trained.get("dates", [])),
+        }
+        chain = trace(self.lake, "features", self.features_dataset, trained.get("dates", []))
+        tags["skylift.feature_fingerprints"] = ",".join(f"{n['ds']}:{n['fingerprint'][:12]}" for n in chain.partitions
+                                                        if n["zone"] == "features")
+        tags["skylift.raw_sources"] = ",".join(sorted({f"{s['source']}#{s['sha256'][:12]}" for s in chain.sources}))[:4900]
+        tags["skylift.validation"] = ",".join(sorted({f"{n['ds']}:{n.get('status', '?')}" for n in chain.partitions
+                                                      if n["zone"] == "validated"}))
+        return tags

@@ -1,0 +1,86 @@
+"""Human-readable summaries: where a pipeline's outputs are, and a model version's lineage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from operators.settings import Settings
+
+
+def _lake():
+    from include.lake import Lake
+    from operators.hooks.lake import LakeHook
+
+    settings = Settings.resolve()
+    return LakeHook(settings.lake_root, settings.lake_conn_id).get_lake() if settings.lake_root.startswith("s3") \
+        else Lake(settings.lake_root)
+
+
+def lake_listing(lake, datasets: list[tuple[str, str]]) -> list[str]:
+    lines = []
+    for zone, dataset in datasets:
+        for ds in lake.partitions(zone, dataset):
+            manifest = lake.manifest(zone, dataset, ds)
+            lines.append(f"  {zone}/{dataset}/ds={ds}: {manifest.row_count} rows  {lake.partition_uri(zone, dataset, ds)}")
+    return lines
+
+
+def demo_report(pipeline: str, ds: str, home: Path) -> str:
+    from operators.spec.loader import load_spec, project_root
+
+    spec = load_spec(project_root() / "dags" / "pipelines" / f"{pipeline}.yaml")
+    settings = Settings.resolve()
+    lake = _lake()
+    zones = [("raw", spec.raw_dataset), ("validated", spec.raw_dataset), ("quarantine", spec.raw_dataset),
+             ("reports", spec.raw_dataset), ("features", spec.features_dataset),
+             ("predictions", spec.predictions_dataset)]
+    model = spec.register_.model_name
+    lines = ["", "=" * 78, f"Skylift demo: {pipeline} nightly pipeline done for ds={ds}", "=" * 78,
+             "Lake partitions:", *lake_listing(lake, zones), "",
+             f"Validation report: {lake.file_uri('reports', spec.raw_dataset, ds, 'validation.html')}",
+             f"Predictions:       {lake.file_uri('predictions', spec.predictions_dataset, ds, 'part-00000.parquet')}",
+             "", *registry_summary(settings.mlflow_tracking_uri, model), "",
+             "Open the MLflow UI on these runs:",
+             f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000",
+             f"Trace the champion back to its raw files:  .venv/bin/skylift lineage {model} champion",
+             f"Airflow metadata DB: {home / 'airflow' / 'airflow.db'}"]
+    return "\n".join(lines)
+
+
+def registry_summary(tracking_uri: str, model: str) -> list[str]:
+    from operators.hooks.mlflow import MlflowHook
+
+    client = MlflowHook(tracking_uri).client
+    versions = sorted(client.search_model_versions(f"name = '{model}'"), key=lambda v: int(v.version))
+    lines = [f"MLflow ({tracking_uri}): model {model!r}, {len(versions)} version(s)"]
+    for v in versions:
+        aliases = ",".join(v.aliases) or "-"
+        run = client.get_run(v.run_id)
+        metrics = ", ".join(f"{k}={val:.4f}" for k, val in sorted(run.data.metrics.items()) if k in
+                            ("auc", "rmse", "r2", "logloss", "f1"))
+        lines.append(f"  v{v.version} [{aliases}] run {v.run_id} {metrics}  gate: {v.tags.get('skylift.gate', '-')}")
+    return lines
+
+
+def model_lineage(model: str, version: str) -> list[str]:
+    """From a model version (or alias) to its run, feature partitions, validation and raw files."""
+    from include.lineage import trace
+    from operators.hooks.mlflow import MlflowHook
+
+    settings = Settings.resolve()
+    client = MlflowHook(settings.mlflow_tracking_uri).client
+    mv = client.get_model_version(model, version) if version.isdigit() else \
+        client.get_model_version_by_alias(model, version)
+    run = client.get_run(mv.run_id)
+    # Registration tags the version with the feature partitions it was trained on: "dataset@date,...".
+    pairs = [item.split("@", 1) for item in mv.tags.get("skylift.features", "").split(",") if "@" in item]
+    dataset = pairs[0][0] if pairs else None
+    dates = [d for _, d in pairs]
+    lines = [f"model {model} v{mv.version} (aliases: {', '.join(mv.aliases) or '-'})",
+             f"  run {mv.run_id} in experiment {run.info.experiment_id}",
+             f"  dag run {mv.tags.get('skylift.dag_run_id', '?')} of {mv.tags.get('skylift.dag_id', '?')}"]
+    if dataset and dates:
+        lines += ["  built from:"] + [f"    {line}" for line in trace(_lake(), "features", dataset, dates).lines()]
+    else:
+        lines.append("  (the run records no feature partitions)")
+    return lines

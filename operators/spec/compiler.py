@@ -1,0 +1,211 @@
+"""Compile a pipeline spec into Airflow DAGs.
+
+The order of stages is fixed by a registry (each stage names the stages it follows) and checked
+with `graphlib`; `create_task` is the one place that turns a stage into an operator. Stages
+hand over through the lake (partitions) or, for train -> register -> deploy, through XCom.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from airflow.sdk import DAG, Asset, BaseOperator, Param, get_parsing_context
+
+from operators.spec.loader import load_spec
+from operators.spec.models import STAGES, DagSpec, PipelineSpec
+
+# stage -> the stages it runs after (when both are in the same DAG)
+FOLLOWS: dict[str, tuple[str, ...]] = {
+    "ingest": (),
+    "validate": ("ingest",),
+    "features": ("validate",),
+    "train": ("features",),
+    "register": ("train",),
+    "deploy": ("register",),
+    "score": ("deploy", "features"),
+}
+ASSET_SCHEDULE = "on_new_features"
+
+
+def stage_order(stages: list[str]) -> list[str]:
+    """Topological order of the chosen stages (fails loudly if the registry ever had a cycle)."""
+    sorter = graphlib.TopologicalSorter({s: [p for p in FOLLOWS[s] if p in stages] for s in stages})
+    return list(sorter.static_order())
+
+
+def features_asset(spec: PipelineSpec) -> Asset:
+    return Asset(name=f"skylift.features.{spec.features_dataset}", uri=f"skylift://lake/features/{spec.features_dataset}")
+
+
+def predictions_asset(spec: PipelineSpec) -> Asset:
+    return Asset(name=f"skylift.predictions.{spec.predictions_dataset}",
+                 uri=f"skylift://lake/predictions/{spec.predictions_dataset}")
+
+
+def dags_from_spec_file(spec_file: str | Path) -> dict[str, DAG]:
+    """All DAGs of one spec, keyed by dag_id; on a worker only the DAG being run is built."""
+    path = Path(spec_file)
+    spec = load_spec(path)
+    wanted = get_parsing_context().dag_id
+    dags = {}
+    for name, dag_spec in spec.dags.items():
+        dag_id = f"{spec.pipeline}_{name}"
+        if wanted and wanted != dag_id:
+            continue
+        dags[dag_id] = build_dag(spec, name, dag_spec, path)
+    return dags
+
+
+def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) -> DAG:
+    stages = stage_order(dag_spec.stage_list)
+    dag = DAG(
+        dag_id=f"{spec.pipeline}_{name}",
+        description=dag_spec.description or f"{spec.description} ({name}: {', '.join(stages)})",
+        schedule=_schedule(spec, dag_spec),
+        start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        tags=sorted({"skylift", spec.pipeline, name, *spec.tags}),
+        params=build_params(spec, dag_spec, stages),
+        default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": timedelta(seconds=30)},
+        doc_md=_doc(spec, name, stages, source),
+        render_template_as_native_obj=True,
+    )
+    with dag:
+        tasks: dict[str, BaseOperator] = {}
+        for stage in stages:
+            tasks[stage] = create_task(spec, stage, stages)
+            for before in FOLLOWS[stage]:
+                if before in tasks:
+                    tasks[before] >> tasks[stage]
+    return dag
+
+
+def _schedule(spec: PipelineSpec, dag_spec: DagSpec) -> Any:
+    if dag_spec.schedule == ASSET_SCHEDULE:
+        return [features_asset(spec)]
+    return dag_spec.schedule
+
+
+def build_params(spec: PipelineSpec, dag_spec: DagSpec, stages: list[str]) -> dict[str, Param]:
+    params = {
+        "ds": Param(None, type=["null", "string"], format="date", title="Partition date",
+                    description="The day to process (YYYY-MM-DD). Empty: the run's logical date."),
+    }
+    if "train" in stages and spec.train:
+        params["train_start"] = Param(None, type=["null", "string"], format="date", title="Train from",
+                                      description="First features partition to train on. Empty: the spec's window.")
+        params["train_end"] = Param(None, type=["null", "string"], format="date", title="Train until",
+                                    description="Last features partition to train on. Empty: the partition date.")
+        params["gpu"] = Param(spec.train.resources.gpu, type="integer", minimum=0, maximum=16, title="GPUs",
+                              description="GPUs for the training pod (0: CPU).")
+        for key, param in dag_spec.params.items():
+            params[key] = Param(
+                param.default if param.default is not None else spec.train.params.get(key),
+                **{k: v for k, v in param.model_dump(exclude={"default"}).items() if v is not None},
+            )
+    if "deploy" in stages:
+        params["force_deploy"] = Param(False, type="boolean", title="Force deploy",
+                                       description="Promote the new model even if it does not pass the gate.")
+    return params
+
+
+def create_task(spec: PipelineSpec, stage: str, stages: list[str]) -> BaseOperator:
+    """The one place that maps a stage of the spec to its operator."""
+    common = {"task_id": stage, "pipeline": spec.pipeline}
+    if stage == "ingest":
+        return _ingest(spec, common)
+    if stage == "validate":
+        from operators.validate import ValidateOperator
+
+        v = spec.validate_
+        return ValidateOperator(suite_file=v.suite, dataset=spec.raw_dataset, on_failure=v.on_failure,
+                                max_quarantine_share=v.max_quarantine_share, **common)
+    if stage == "features":
+        from operators.features import FeaturesOperator
+
+        return FeaturesOperator(job=spec.features.job, source_dataset=spec.raw_dataset,
+                                dataset=spec.features_dataset, lookback_days=spec.features.lookback_days,
+                                outlets=[features_asset(spec)], **common)
+    if stage == "train":
+        return _train(spec, stages, common)
+    if stage == "register":
+        from operators.register import RegisterModelOperator
+
+        return RegisterModelOperator(model_name=spec.register_.model_name, train_task_id="train",
+                                     features_dataset=spec.features_dataset, **common)
+    if stage == "deploy":
+        return _deploy(spec, common)
+    if stage == "score":
+        from operators.score import BatchScoreOperator
+
+        return BatchScoreOperator(model_name=spec.register_.model_name, features_dataset=spec.features_dataset,
+                                  dataset=spec.predictions_dataset, key=spec.train.key,
+                                  outlets=[predictions_asset(spec)], **common)
+    raise ValueError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+
+
+def _ingest(spec: PipelineSpec, common: dict[str, Any]) -> BaseOperator:
+    from operators.ingest import IngestOperator
+
+    source = spec.source
+    task = IngestOperator(source_uri=source.uri, source_format=source.format, schema_file=source.schema_,
+                          dataset=spec.raw_dataset, **common)
+    if source.wait:
+        from operators.sensors import DropSensor
+
+        sensor = DropSensor(task_id="wait_for_drop", source_uri=source.uri, source_format=source.format,
+                            poke_interval=source.wait.poke_seconds, timeout=source.wait.timeout_minutes * 60,
+                            deferrable=True, pipeline=spec.pipeline)
+        sensor >> task
+    return task
+
+
+def _train(spec: PipelineSpec, stages: list[str], common: dict[str, Any]) -> BaseOperator:
+    from operators.train import TrainModelOperator
+
+    t, k8s = spec.train, spec.train.kubernetes
+    return TrainModelOperator(
+        dataset=spec.features_dataset, framework=t.framework, task=t.task, target=t.target, key=t.key,
+        exclude=t.exclude, params=t.params, tunable=sorted(set(t.params) | _tunable(spec)),
+        window_days=t.window_days, holdout_fraction=t.holdout_fraction, execution=t.execution,
+        gpu=t.resources.gpu, cpu=t.resources.cpu, memory=t.resources.memory, namespace=k8s.namespace,
+        node_selector=k8s.node_selector, tolerations=k8s.tolerations, env_from_secret=k8s.env_from_secret,
+        service_account=k8s.service_account, image=k8s.image, **common,
+    )
+
+
+def _tunable(spec: PipelineSpec) -> set[str]:
+    return {name for dag in spec.dags.values() for name in dag.params}
+
+
+def _deploy(spec: PipelineSpec, common: dict[str, Any]) -> BaseOperator:
+    from operators.deploy import DeployModelOperator
+
+    gate = spec.deploy.gate
+    return DeployModelOperator(
+        model_name=spec.register_.model_name, register_task_id="register", features_dataset=spec.features_dataset,
+        key=spec.train.key, target=spec.train.target, task=spec.train.task,
+        gate={"metric": gate.metric, "min": gate.min, "max": gate.max, "beat_champion": gate.beat_champion,
+              "min_delta": gate.min_delta},
+        holdout_fraction=spec.train.holdout_fraction, smoke_rows=spec.deploy.smoke_rows, **common,
+    )
+
+
+def _doc(spec: PipelineSpec, name: str, stages: list[str], source: Path) -> str:
+    body = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return "\n".join([
+        f"# {spec.pipeline} · {name}",
+        spec.description,
+        "",
+        f"**Stages:** {' → '.join(stages)}  ",
+        f"**Spec:** `{source.name}` (compiled by Skylift; edit the YAML, not this DAG)",
+        "",
+        "```yaml",
+        yaml.safe_dump(body, sort_keys=False).rstrip(),
+        "```",
+    ])

@@ -1,0 +1,69 @@
+"""Read a YAML file safely and remember on which line every key sits.
+
+`yaml.safe_load` never builds arbitrary Python objects; a tag such as `!!python/object` is an
+error that names the file and line. The line map lets schema errors point at the offending key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from include.errors import SpecError
+
+Location = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    path: Path
+    data: Any
+    lines: dict[Location, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Location) -> int | None:
+        """The line of the deepest known key on the way to `loc`."""
+        for depth in range(len(loc), -1, -1):
+            line = self.lines.get(tuple(loc[:depth]))
+            if line is not None:
+                return line
+        return None
+
+    def where(self, loc: Location) -> str:
+        line = self.line_of(loc)
+        key = ".".join(str(part) for part in loc) or "<top>"
+        return f"{self.path}:{line}: {key}" if line else f"{self.path}: {key}"
+
+
+def load_yaml(path: Path) -> YamlDocument:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot be read: {exc}") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise SpecError(f"{path}{line}: not valid YAML: {exc.problem or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}") from exc
+    lines: dict[Location, int] = {}
+    if node is not None:
+        _collect_lines(node, (), lines)
+    return YamlDocument(path=path, data=data, lines=lines)
+
+
+def _collect_lines(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> None:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*loc, key_node.value)
+            lines[child] = key_node.start_mark.line + 1
+            _collect_lines(value_node, child, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_lines(item, (*loc, index), lines)
