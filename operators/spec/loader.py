@@ -157,7 +157,10 @@ def _check_files(doc: YamlDocument, spec: PipelineSpec) -> None:
     if spec.validate_:
         files.append((("validate", "suite"), spec.validate_.suite))
     for loc, relative in files:
-        path = resolve_file(relative)
+        try:
+            path = resolve_file(relative)
+        except SpecError as exc:
+            raise SpecError(f"{doc.where(loc)}: {exc}") from None
         if not path.is_file():
             raise SpecError(f"{doc.where(loc)}: file {relative!r} not found (looked at {path})")
 
