@@ -71,11 +71,12 @@ class Contract:
     @classmethod
     def from_dict(cls, body: dict[str, Any], where: str = "schema") -> Contract:
         columns = []
-        for name, spec in (body.get("columns") or {}).items():
-            spec = {"type": spec} if isinstance(spec, str) else dict(spec or {})
+        for name, declared in (body.get("columns") or {}).items():
+            spec = {"type": declared} if isinstance(declared, str) else dict(declared or {})
             type_name = spec.get("type")
             if type_name not in TYPES:
-                raise ContractError(f"{where}: column {name!r} has unknown type {type_name!r}; use one of {sorted(TYPES)}")
+                raise ContractError(
+                    f"{where}: column {name!r} has unknown type {type_name!r}; use one of {sorted(TYPES)}")
             columns.append(Column(name=name, type=type_name, nullable=bool(spec.get("nullable", True))))
         if not columns:
             raise ContractError(f"{where}: declares no columns")
@@ -163,7 +164,8 @@ def conform(table: pa.Table, contract: Contract, uri: str, first_row: int = 1) -
     if missing:
         raise ContractError(f"{uri}: missing column(s) {missing}; the file has {present}")
     if extra and not contract.allow_extra_columns:
-        raise ContractError(f"{uri}: unexpected column(s) {extra} not in the schema (set allow_extra_columns to keep them out silently)")
+        raise ContractError(f"{uri}: unexpected column(s) {extra} not in the schema "
+                            "(set allow_extra_columns: true in the contract to drop them silently)")
     arrays = []
     for column in contract.columns:
         values = table.column(column.name)

@@ -26,6 +26,7 @@ import yaml
 from include.errors import SpecError
 
 POLICIES = ("fail", "warn", "quarantine")
+RULE_INDEX = "skylift_rule"
 
 
 @dataclass(frozen=True)
@@ -137,19 +138,20 @@ def run_suite(frame: Any, suite: Suite, where: str = "suite") -> Outcome:
     batch = source.add_dataframe_asset("partition").add_batch_definition_whole_dataframe("whole").get_batch(
         batch_parameters={"dataframe": frame.reset_index(drop=True)}
     )
-    expectations = [_build(rule, where) for rule in suite.rules]
+    expectations = [_build(rule, index, where) for index, rule in enumerate(suite.rules)]
     gx_suite = gx.ExpectationSuite(name=suite.name, expectations=expectations)
     result = batch.validate(gx_suite, result_format={"result_format": "COMPLETE"})
     outcome = Outcome(success=bool(result.success), result=result.to_json_dict(), html=_render_html(result))
-    for rule, item in zip(suite.rules, result.results, strict=True):
-        _apply_policy(rule, item, outcome)
+    # GE reorders results; each one carries the index of its rule in `meta`.
+    for item in result.results:
+        _apply_policy(suite.rules[item.expectation_config.meta[RULE_INDEX]], item, outcome)
     return outcome
 
 
-def _build(rule: ExpectationRule, where: str) -> Any:
+def _build(rule: ExpectationRule, index: int, where: str) -> Any:
     cls = expectation_class(rule.name, where)
     try:
-        return cls(**rule.kwargs)
+        return cls(**rule.kwargs, meta={RULE_INDEX: index})
     except Exception as exc:  # GE raises pydantic v1 errors; report them as a spec problem
         raise SpecError(f"{where}: {rule.name}: bad arguments {rule.kwargs}: {exc}") from exc
 

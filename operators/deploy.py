@@ -5,7 +5,7 @@ through the alias and the alias is rolled back if the smoke test fails.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from include.errors import RegistryError
@@ -91,12 +91,14 @@ class DeployModelOperator(SkyliftOperator):
 
         client.set_registered_model_alias(self.model_name, CHAMPION, version)
         client.set_model_version_tag(self.model_name, version, "skylift.promoted_at",
-                                     datetime.now(timezone.utc).isoformat())
+                                     datetime.now(UTC).isoformat())
         try:
             # Smoke test through the alias, exactly as batch inference will resolve it.
+            import numpy as np
+
             scores = scoring.load(f"models:/{self.model_name}@{CHAMPION}").predict(holdout.head(self.smoke_rows))
-            if not (scores == scores).all():  # NaN check without importing numpy here
-                raise RegistryError("the champion returned NaN scores")
+            if not np.isfinite(scores).all():
+                raise RegistryError("the champion returned NaN or infinite scores")
         except Exception as exc:
             self._roll_back(client, previous)
             raise RegistryError(f"smoke test of {self.model_name} v{version} failed; alias rolled back to "

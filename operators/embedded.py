@@ -6,7 +6,7 @@ The caller sets AIRFLOW_HOME and friends before anything imports Airflow (see `o
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,6 @@ def run_dag(dag_id: str, day: date, conf: dict[str, Any] | None = None) -> str:
     """Run one DAG run for `day` in this process; returns the run's final state."""
     migrate()
     dag = load_dag(dag_id)
-    logical = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    logical = datetime(day.year, day.month, day.day, tzinfo=UTC)
     run = dag.test(logical_date=logical, run_conf=conf)
     return str(run.state)

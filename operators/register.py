@@ -32,9 +32,13 @@ class RegisterModelOperator(SkyliftOperator):
             raise RegistryError(f"task {self.train_task_id!r} left no training result to register")
         client = self.mlflow_hook.client
         self._ensure_model(client)
+        if not trained.get("model_id"):
+            raise RegistryError(f"task {self.train_task_id!r} returned no logged model id to register")
         version = self._existing_version(client, trained["run_id"]) or client.create_model_version(
             name=self.model_name,
-            source=f"runs:/{trained['run_id']}/model",
+            # MLflow 3: a version points at the logged model, not at a run artifact path.
+            source=f"models:/{trained['model_id']}",
+            model_id=trained["model_id"],
             run_id=trained["run_id"],
             tags=self.lineage(context, trained),
             description=f"{self.pipeline}: trained by {context['ti'].dag_id} for ds={partition_date(context)}",
@@ -75,7 +79,8 @@ class RegisterModelOperator(SkyliftOperator):
         chain = trace(self.lake, "features", self.features_dataset, trained.get("dates", []))
         tags["skylift.feature_fingerprints"] = ",".join(f"{n['ds']}:{n['fingerprint'][:12]}" for n in chain.partitions
                                                         if n["zone"] == "features")
-        tags["skylift.raw_sources"] = ",".join(sorted({f"{s['source']}#{s['sha256'][:12]}" for s in chain.sources}))[:4900]
+        sources = sorted({f"{s['source']}#{s['sha256'][:12]}" for s in chain.sources})
+        tags["skylift.raw_sources"] = ",".join(sources)[:4900]  # MLflow caps tag values at 5000
         tags["skylift.validation"] = ",".join(sorted({f"{n['ds']}:{n.get('status', '?')}" for n in chain.partitions
                                                       if n["zone"] == "validated"}))
         return tags

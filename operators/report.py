@@ -21,7 +21,8 @@ def lake_listing(lake, datasets: list[tuple[str, str]]) -> list[str]:
     for zone, dataset in datasets:
         for ds in lake.partitions(zone, dataset):
             manifest = lake.manifest(zone, dataset, ds)
-            lines.append(f"  {zone}/{dataset}/ds={ds}: {manifest.row_count} rows  {lake.partition_uri(zone, dataset, ds)}")
+            size = f"{manifest.row_count} rows" if manifest.data_files else f"{len(manifest.files)} files"
+            lines.append(f"  {zone}/{dataset}/ds={ds}: {size:>10}  {lake.partition_uri(zone, dataset, ds)}")
     return lines
 
 
@@ -51,7 +52,9 @@ def registry_summary(tracking_uri: str, model: str) -> list[str]:
     from operators.hooks.mlflow import MlflowHook
 
     client = MlflowHook(tracking_uri).client
-    versions = sorted(client.search_model_versions(f"name = '{model}'"), key=lambda v: int(v.version))
+    # search results carry no aliases; fetch each version for them
+    found = client.search_model_versions(f"name = '{model}'")
+    versions = sorted((client.get_model_version(model, v.version) for v in found), key=lambda v: int(v.version))
     lines = [f"MLflow ({tracking_uri}): model {model!r}, {len(versions)} version(s)"]
     for v in versions:
         aliases = ",".join(v.aliases) or "-"

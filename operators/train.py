@@ -66,7 +66,7 @@ class TrainModelOperator(KubernetesPodOperator):
 
         if execution not in ("local", "kubernetes"):
             raise SpecError(f"execution must be 'local' or 'kubernetes', got {execution!r}")
-        env_from = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=env_from_secret))] if env_from_secret else []
+        secret_ref = k8s.V1SecretEnvSource(name=env_from_secret) if env_from_secret else None
         super().__init__(
             name=f"{pipeline}-train".replace("_", "-"),
             namespace=namespace,
@@ -75,7 +75,7 @@ class TrainModelOperator(KubernetesPodOperator):
             arguments=[],
             node_selector=node_selector or {},
             tolerations=[k8s.V1Toleration(**t) for t in (tolerations or [])],
-            env_from=env_from,
+            env_from=[k8s.V1EnvFromSource(secret_ref=secret_ref)] if secret_ref else [],
             service_account_name=service_account,
             do_xcom_push=True,
             get_logs=True,
@@ -114,13 +114,15 @@ class TrainModelOperator(KubernetesPodOperator):
         gpu = int(params["gpu"]) if params.get("gpu") is not None else self.gpu
         lake_hook = LakeHook(settings.lake_root, settings.lake_conn_id)
         config = self.training_config(context, settings, lake_hook)
+        # In a pod that asked for GPUs, no CUDA is an error; locally, use a GPU only if there is one.
+        config["device"] = "cuda" if gpu and self.execution == "kubernetes" else "auto"
         self.image = self.image or settings.training_image
         self.arguments = ["--config", json.dumps(config, sort_keys=True)]
         self.container_resources = self.pod_resources(gpu)
         mlflow_env = MlflowHook(settings.mlflow_tracking_uri, settings.mlflow_artifact_root).environment()
         # Only non-secret settings go into the pod spec; keys come from `env_from_secret` there.
         public = {k: v for k, v in lake_hook.environment().items() if k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
-        self.env_vars = convert_env_vars({**mlflow_env, **public, "SKYLIFT_DEVICE": "cuda" if gpu else "auto"})
+        self.env_vars = convert_env_vars({**mlflow_env, **public})
         return config
 
     def training_config(self, context: Any, settings: Settings, lake_hook: LakeHook) -> dict[str, Any]:
@@ -204,8 +206,8 @@ class TrainModelOperator(KubernetesPodOperator):
             cwd=str(Path(__file__).resolve().parent.parent),
         )
         assert self._process.stdout is not None
-        for line in self._process.stdout:
-            line = line.rstrip()
+        for raw in self._process.stdout:
+            line = raw.rstrip()
             self.log.info("[train] %s", line)
             tail = [*tail[-TAIL_LINES + 1:], line]
         code = self._process.wait()

@@ -13,10 +13,9 @@ from operators.links import MlflowRunLink, ModelVersionLink, ValidationReportLin
 
 
 def create_app():
+    from airflow.api_fastapi.core_api.security import get_user
     from fastapi import Depends, FastAPI, HTTPException, Query
     from fastapi.responses import HTMLResponse, Response
-
-    from airflow.api_fastapi.core_api.security import get_user
 
     app = FastAPI(title="Skylift", description="Reports from the Skylift lake")
 

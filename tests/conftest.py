@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ class FakeTaskInstance:
 
 def task_context(ds: str, task_id="task", params=None, xcoms=None, run_id="manual__unit"):
     """A task context for calling `operator.execute` directly in unit tests."""
-    day = datetime.fromisoformat(ds).replace(tzinfo=timezone.utc)
+    day = datetime.fromisoformat(ds).replace(tzinfo=UTC)
     ti = FakeTaskInstance(task_id=task_id, run_id=run_id, xcoms=xcoms)
     return {"ti": ti, "params": dict(params or {}), "logical_date": day, "ds": ds}
 

@@ -55,7 +55,7 @@ def daily_activity(base: pd.DataFrame, day: date, seed: int) -> pd.DataFrame:
     fade = np.where(base.churned, 0.55 + 0.35 * np.cos(day_index / 3.0 + base.tenure0 % 7), 1.0)
     base_rate = np.exp(1.2 + 0.45 * base.engagement) * fade
     sessions = rng.poisson(base_rate)
-    minutes = np.round(sessions * rng.gamma(4.0, 6.0, size=n), 1)
+    minutes = np.round(np.minimum(sessions * rng.gamma(4.0, 6.0, size=n), 1440.0), 1)  # a day has 1440
     tickets = rng.poisson(0.05 + 0.5 * base.churn_p)
     failures = rng.poisson(0.02 + 0.25 * base.churn_p * (base.plan_idx == 0))
     price = PLAN_PRICE[base.plan_idx]

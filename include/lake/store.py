@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def check_name(kind: str, value: str) -> str:
 
 def new_attempt_id() -> str:
     """Sortable by start time, unique across workers."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f") + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + secrets.token_hex(3)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -279,7 +279,7 @@ class PartitionWriter:
             dataset=self.dataset,
             ds=self.ds,
             attempt=self.attempt,
-            created_at=datetime.now(timezone.utc).isoformat(),
+            created_at=datetime.now(UTC).isoformat(),
             files=tuple(self.entries),
             row_count=self.row_count,
             schema_hash=schema_hash(self.schema) if self.schema is not None else None,

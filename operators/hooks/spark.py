@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -40,6 +41,9 @@ class SparkHook(BaseHook):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         from pyspark.sql import SparkSession
+
+        # py4j logs every connection at INFO, also at interpreter exit after logging shut down.
+        logging.getLogger("py4j").setLevel(logging.WARNING)
 
         builder = SparkSession.builder.master(self.master).appName(self.app_name)
         for key, value in self.conf.items():

@@ -8,7 +8,7 @@ hand over through the lake (partitions) or, for train -> register -> deploy, thr
 from __future__ import annotations
 
 import graphlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) ->
         dag_id=f"{spec.pipeline}_{name}",
         description=dag_spec.description or f"{spec.description} ({name}: {', '.join(stages)})",
         schedule=_schedule(spec, dag_spec),
-        start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=timezone.utc),
+        start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=UTC),
         catchup=False,
         max_active_runs=1,
         tags=sorted({"skylift", spec.pipeline, name, *spec.tags}),
