@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -20,9 +21,21 @@ DEFAULT_CONF = {
     "spark.sql.shuffle.partitions": "8",
     "spark.ui.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
 }
+
+
+def driver_address(master: str) -> dict[str, str]:
+    """Where executors reach the driver (the Airflow worker running the task).
+
+    Local mode and a cluster on loopback stay on 127.0.0.1; a remote cluster connects back to
+    this host's name (override with SPARK_DRIVER_HOST, e.g. a pod IP).
+    """
+    host = os.environ.get("SPARK_DRIVER_HOST")
+    if host is None:
+        loopback = master.startswith("local") or any(h in master for h in ("//127.0.0.1:", "//localhost:"))
+        host = "127.0.0.1" if loopback else socket.gethostname()
+    bind = "127.0.0.1" if host == "127.0.0.1" else "0.0.0.0"  # noqa: S104 - executors must reach us
+    return {"spark.driver.host": host, "spark.driver.bindAddress": bind}
 
 
 class SparkHook(BaseHook):
@@ -32,7 +45,7 @@ class SparkHook(BaseHook):
         super().__init__(**kwargs)
         self.master = master
         self.app_name = app_name
-        self.conf = {**DEFAULT_CONF, **(conf or {})}
+        self.conf = {**DEFAULT_CONF, **driver_address(master), **(conf or {})}
 
     @contextmanager
     def session(self) -> Iterator[SparkSession]:
