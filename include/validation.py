@@ -170,7 +170,41 @@ def _apply_policy(rule: ExpectationRule, item: Any, outcome: Outcome) -> None:
             outcome.quarantine.setdefault(int(row), []).append(rule.label)
     else:
         # A table-level expectation has no rows to set aside: under `quarantine` it fails the run.
-        outcome.failed.append(rule.label)
+        outcome.failed.append(f"{rule.label} {_evidence(rule, item.result)}")
+
+
+def _evidence(rule: ExpectationRule, result: dict[str, Any]) -> str:
+    """What a failed expectation saw, for the message: `(expected min_value=100; observed 10)`."""
+    expected = ", ".join(f"{k}={v!r}" for k, v in rule.kwargs.items() if k != "column")
+    parts = [f"expected {expected}"] if expected else []
+    if "observed_value" in result:
+        parts.append(f"observed {result['observed_value']!r}")
+    elif result.get("unexpected_count"):
+        parts.append(f"{result['unexpected_count']} of {result.get('element_count')} row(s) unexpected, "
+                     + _first_rows(result.get("unexpected_index_list"), result.get("unexpected_list")))
+    return f"({'; '.join(parts)})"
+
+
+def _first_rows(rows: list[Any] | None, values: list[Any] | None, limit: int = 5) -> str:
+    """`first at row 3: 999, row 8: -1` (rows of the validated partition, from 0)."""
+    if not rows:
+        return "e.g. " + ", ".join(repr(v) for v in (values or [])[:limit])
+    shown = [f"row {int(r)}: {v!r}" for r, v in zip(rows[:limit], (values or [])[:limit], strict=False)]
+    return "first at " + ", ".join(shown)
+
+
+def describe_quarantine(outcome: Outcome, limit: int = 3) -> str:
+    """Per expectation, how many rows it set aside and the first of them (row positions from 0):
+    `expect_column_values_to_be_between(sessions): 120 row(s), first rows 0, 10, 20`.
+    """
+    by_rule: dict[str, list[int]] = {}
+    for row in sorted(outcome.quarantine):
+        for label in outcome.quarantine[row]:
+            by_rule.setdefault(label, []).append(row)
+    return "; ".join(
+        f"{label}: {len(rows)} row(s), first rows {', '.join(str(r) for r in rows[:limit])}"
+        for label, rows in sorted(by_rule.items(), key=lambda item: -len(item[1]))
+    )
 
 
 def _render_html(result: Any) -> str:

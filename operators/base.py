@@ -15,12 +15,14 @@ from operators.settings import Settings
 
 
 def partition_date(context: Any) -> str:
-    """The date a run works on: the `ds` param if given, else the logical date, else run_after.
+    """The date a run works on: the `ds` param if given, else `train_end` (a retrain "as of" that
+    day), else the logical date, else the day the run was triggered (`run_after`).
 
     A run triggered through the REST API or UI may have no logical date at all, so `ds` is never
     assumed to be in the context.
     """
-    override = (context.get("params") or {}).get("ds")
+    params = context.get("params") or {}
+    override = params.get("ds") or params.get("train_end")
     if override:
         try:
             return date.fromisoformat(str(override)).isoformat()

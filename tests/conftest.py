@@ -66,3 +66,16 @@ def task_context(ds: str, task_id="task", params=None, xcoms=None, run_id="manua
 @pytest.fixture
 def context_for():
     return task_context
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The production stack on loopback (see tests/stack.py), shared by integration and browser tests."""
+    from tests.stack import Stack
+
+    running = Stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+        running.drop_databases()

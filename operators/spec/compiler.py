@@ -68,7 +68,7 @@ def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) ->
         schedule=_schedule(spec, dag_spec),
         start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=UTC),
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=dag_spec.max_active_runs,
         tags=sorted({"skylift", spec.pipeline, name, *spec.tags}),
         params=build_params(spec, dag_spec, stages),
         default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": timedelta(seconds=30)},
@@ -144,7 +144,7 @@ def create_task(spec: PipelineSpec, stage: str, stages: list[str]) -> BaseOperat
         from operators.score import BatchScoreOperator
 
         return BatchScoreOperator(model_name=spec.register_.model_name, features_dataset=spec.features_dataset,
-                                  dataset=spec.predictions_dataset, key=spec.train.key,
+                                  dataset=spec.predictions_dataset, key=spec.train.key, engine=spec.score.engine,
                                   outlets=[predictions_asset(spec)], **common)
     raise ValueError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
 

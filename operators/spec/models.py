@@ -114,6 +114,8 @@ class DeploySpec(Strict):
 
 class ScoreSpec(Strict):
     dataset: Name | None = None
+    engine: Literal["auto", "pandas", "spark"] = Field(
+        "auto", description="auto: Spark when skylift_spark_master is a cluster, else in-process pandas")
 
 
 class ParamSpec(Strict):
@@ -129,6 +131,9 @@ class ParamSpec(Strict):
 
 class DagSpec(Strict):
     schedule: str | None = None
+    # Runs of different dates touch different partitions, so they may overlap; a scheduled run
+    # waiting for a late drop must not block a manual one.
+    max_active_runs: int = Field(4, ge=1, le=64)
     stages: Literal["all"] | list[Literal[STAGES]] = "all"  # type: ignore[valid-type]
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     description: str | None = None

@@ -1,0 +1,72 @@
+"""A small client for Airflow's REST API (v2), as a platform team's tooling would use it."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+TERMINAL = {"success", "failed"}
+
+
+class AirflowApi:
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = self._token(username, password)
+
+    def _token(self, username: str, password: str) -> str:
+        body = self._request("POST", "/auth/token", {"username": username, "password": password}, auth=False)
+        return body["access_token"]
+
+    def _request(self, method: str, path: str, payload: Any = None, auth: bool = True) -> Any:
+        data = json.dumps(payload).encode() if payload is not None else None
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(self.base_url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path} -> {exc.code}: {exc.read().decode(errors='replace')}") from exc
+
+    def get(self, path: str) -> Any:
+        return self._request("GET", path)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict[str, Any]:
+        """Wait until the DAG processor has parsed and registered the DAG."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.get(f"/api/v2/dags/{dag_id}")
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+
+    def trigger(self, dag_id: str, logical_date: str | None, conf: dict[str, Any] | None = None) -> str:
+        body = {"logical_date": logical_date, "conf": conf or {}}
+        return self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+            if state in TERMINAL:
+                return state
+            time.sleep(3)
+        raise AssertionError(f"{dag_id} run {run_id} did not finish in {timeout:.0f}s")
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        body = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        return {ti["task_id"]: ti["state"] for ti in body["task_instances"]}
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        body = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+                        "?full_content=true")
+        content = body.get("content")
+        if isinstance(content, list):
+            return "\n".join(item.get("event", "") if isinstance(item, dict) else str(item) for item in content)
+        return str(content)
