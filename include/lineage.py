@@ -12,6 +12,7 @@ from include.lake import Lake
 class Chain:
     partitions: list[dict[str, Any]] = field(default_factory=list)
     sources: list[dict[str, Any]] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)  # model versions that scored a partition
 
     def lines(self) -> list[str]:
         """A readable, indented rendering (outputs first, raw files last)."""
@@ -21,6 +22,7 @@ class Chain:
             status = f" validation={node['status']}" if node.get("status") else ""
             out.append(f"{node['zone']}/{node['dataset']}/ds={node['ds']} rows={node['row_count']} "
                        f"fingerprint={node['fingerprint'][:12]}{status}{flag}")
+        out += [f"scored by {model}" for model in self.models]
         out += [f"source {s['source']} sha256={s['sha256'][:12]} bytes={s['bytes']}" for s in self.sources]
         return out
 
@@ -46,9 +48,10 @@ def trace(lake: Lake, zone: str, dataset: str, dates: list[str]) -> Chain:
             "changed": expected is not None and expected != manifest.fingerprint,
         })
         for item in manifest.inputs:
-            if "source" in item:
-                if item not in chain.sources:
-                    chain.sources.append(item)
-            else:
+            if "zone" in item:
                 queue.append((item["zone"], item["dataset"], item["ds"], item.get("fingerprint")))
+            elif "model" in item and item["model"] not in chain.models:
+                chain.models.append(item["model"])
+            elif "source" in item and item not in chain.sources:
+                chain.sources.append(item)
     return chain

@@ -1,7 +1,9 @@
 """`skylift` command line: the embedded demo, lineage, and spec checks.
 
     skylift demo [--end 2026-11-24] [--runs 3]   generate sample drops, run the nightly DAG
-    skylift lineage churn 3                      trace model version 3 back to raw files
+    skylift --home .demo lineage ...             any command against the demo's embedded set-up
+    skylift lineage churn champion               trace a model version back to raw files
+    skylift lineage predictions/churn_predictions/2026-11-24   the same for a partition
     skylift check dags/pipelines/*.yaml          validate specs without Airflow running
 
 The demo sets up an embedded Airflow (SQLite, under `.demo/`) before Airflow is imported.
@@ -17,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_END = date(2026, 11, 24)
+DEMO_HOME = ROOT / ".demo"
 
 
 def embedded_environment(home: Path) -> dict[str, str]:
@@ -38,7 +41,7 @@ def embedded_environment(home: Path) -> dict[str, str]:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    home = Path(args.home).resolve()
+    home = Path(args.home or DEMO_HOME).resolve()
     os.environ.update(embedded_environment(home))
     from include.datagen.churn import generate
 
@@ -59,9 +62,17 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_lineage(args: argparse.Namespace) -> int:
-    from operators.report import model_lineage
+    from operators.report import model_lineage, partition_lineage
 
-    print("\n".join(model_lineage(args.model, args.version)))
+    if "/" in args.target:
+        zone, dataset, ds = args.target.split("/", 2)
+        lines = partition_lineage(zone, dataset, ds.removeprefix("ds="))
+    elif args.version:
+        lines = model_lineage(args.target, args.version)
+    else:
+        print("give a model and a version (or alias), or a partition as zone/dataset/ds", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
     return 0
 
 
@@ -82,23 +93,25 @@ def run_check(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skylift", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", help="use the embedded set-up kept in this folder (as `skylift demo` made it)")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the nightly pipeline end to end on the embedded default")
-    demo.add_argument("--home", default=str(ROOT / ".demo"), help="where the embedded services keep their files")
     demo.add_argument("--end", type=date.fromisoformat, default=DEMO_END, help="the demo date (YYYY-MM-DD)")
     demo.add_argument("--runs", type=int, default=3, help="nightly runs for consecutive days ending at --end")
     demo.add_argument("--days", type=int, default=7, help="days of sample drops to generate")
     demo.add_argument("--customers", type=int, default=5000)
     demo.add_argument("--dag", default="churn_nightly")
     demo.set_defaults(func=run_demo)
-    lineage = sub.add_parser("lineage", help="trace a model version back to the raw source files")
-    lineage.add_argument("model")
-    lineage.add_argument("version")
+    lineage = sub.add_parser("lineage", help="trace a model version or a partition back to the raw source files")
+    lineage.add_argument("target", help="a model name, or a partition as zone/dataset/YYYY-MM-DD")
+    lineage.add_argument("version", nargs="?", help="version number or alias (champion, challenger)")
     lineage.set_defaults(func=run_lineage)
     check = sub.add_parser("check", help="validate pipeline specs")
     check.add_argument("specs", nargs="+")
     check.set_defaults(func=run_check)
     args = parser.parse_args(argv)
+    if args.home:
+        os.environ.update(embedded_environment(Path(args.home).resolve()))
     return args.func(args)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from include.errors import PartitionNotFound, SpecError
-from operators.base import SkyliftOperator, date_window, partition_date
+from operators.base import SkyliftOperator, date_window, file_digest, partition_date
 from operators.hooks.spark import SparkHook
 
 
@@ -53,6 +54,11 @@ class FeaturesOperator(SkyliftOperator):
         if missing:
             self.log.warning("look-back window lacks %d day(s): %s", len(missing), ", ".join(missing))
         job = load_job(self.job)
+        key = self.build_key([manifests[d].fingerprint for d in present], job=self.job, window=window,
+                             code=file_digest(inspect.getsourcefile(job)))
+        kept = self.unchanged(context, "features", self.dataset, ds, key)
+        if kept is not None:
+            return {"ds": ds, "rows": kept.row_count, "days": present, "reused": True}
         spark_hook = SparkHook(self.settings.spark_master, app_name=f"skylift-{self.pipeline}-features")
         with spark_hook.session() as spark, tempfile.TemporaryDirectory(prefix="skylift-features-") as tmp:
             out = Path(tmp) / "out"
@@ -61,7 +67,7 @@ class FeaturesOperator(SkyliftOperator):
                 "features", self.dataset, ds,
                 run_id=context["ti"].run_id,
                 inputs=[manifests[d].as_input() for d in present],
-                extra={"job": self.job, "window": window, "missing_days": missing},
+                extra={"job": self.job, "window": window, "missing_days": missing, "build_key": key},
             ) as writer:
                 for part in sorted(out.glob("part-*.parquet")):
                     writer.add_parquet_file(str(part))

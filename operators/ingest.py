@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from include.errors import ContractError
-from operators.base import SkyliftOperator, partition_date
+from operators.base import SkyliftOperator, file_digest, partition_date
 from operators.drops import list_drop, render_drop_uri
 from operators.hooks.lake import LakeHook
 from operators.spec.loader import resolve_file
@@ -31,7 +32,8 @@ class IngestOperator(SkyliftOperator):
         from include.contracts import Contract, read_drop
 
         ds = partition_date(context)
-        contract = Contract.from_file(resolve_file(self.schema_file))
+        contract_path = resolve_file(self.schema_file)
+        contract = Contract.from_file(contract_path)
         drops = LakeHook(root=self.settings.drops_root, conn_id=self.settings.lake_conn_id)
         uri = render_drop_uri(self.source_uri, ds, self.settings.drops_root)
         fs, path = _filesystem(uri, drops.storage_options() if uri.startswith("s3") else {})
@@ -40,17 +42,22 @@ class IngestOperator(SkyliftOperator):
             raise ContractError(f"no {self.source_format} files in the drop at {uri} for ds={ds}")
         self.log.info("reading %d file(s) from %s", len(files), uri)
         contents = [(_as_uri(fs, f), fs.cat_file(f)) for f in files]
-        table, sources = read_drop(contents, self.source_format, contract)
+        key = self.build_key([(u, hashlib.sha256(data).hexdigest()) for u, data in sorted(contents)],
+                             contract=file_digest(contract_path), format=self.source_format)
+        manifest = self.unchanged(context, "raw", self.dataset, ds, key) or self._publish(
+            context, ds, uri, key, *read_drop(contents, self.source_format, contract))
+        self.log.info("raw/%s/ds=%s: %d rows, schema %s", self.dataset, ds, manifest.row_count, manifest.schema_hash)
+        return {"ds": ds, "rows": manifest.row_count, "partition": self.lake.partition_uri("raw", self.dataset, ds)}
+
+    def _publish(self, context: Any, ds: str, uri: str, key: str, table: Any, sources: list[Any]) -> Any:
         with self.lake.publish(
             "raw", self.dataset, ds,
             run_id=context["ti"].run_id,
             inputs=[s.as_input() for s in sources],
-            extra={"source_uri": uri, "writer": self.run_identity(context)},
+            extra={"source_uri": uri, "writer": self.run_identity(context), "build_key": key},
         ) as writer:
             writer.write_table(table)
-        manifest = writer.manifest
-        self.log.info("raw/%s/ds=%s: %d rows, schema %s", self.dataset, ds, manifest.row_count, manifest.schema_hash)
-        return {"ds": ds, "rows": manifest.row_count, "partition": self.lake.partition_uri("raw", self.dataset, ds)}
+        return writer.manifest
 
 
 def _filesystem(uri: str, options: dict[str, Any]):

@@ -43,7 +43,8 @@ def demo_report(pipeline: str, ds: str, home: Path) -> str:
              "", *registry_summary(settings.mlflow_tracking_uri, model), "",
              "Open the MLflow UI on these runs:",
              f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000",
-             f"Trace the champion back to its raw files:  .venv/bin/skylift lineage {model} champion",
+             "Trace the champion back to its raw files:",
+             f"  .venv/bin/skylift --home {home} lineage {model} champion",
              f"Airflow metadata DB: {home / 'airflow' / 'airflow.db'}"]
     return "\n".join(lines)
 
@@ -63,6 +64,12 @@ def registry_summary(tracking_uri: str, model: str) -> list[str]:
                             ("auc", "rmse", "r2", "logloss", "f1"))
         lines.append(f"  v{v.version} [{aliases}] run {v.run_id} {metrics}  gate: {v.tags.get('skylift.gate', '-')}")
     return lines
+
+
+def partition_lineage(zone: str, dataset: str, ds: str) -> list[str]:
+    from include.lineage import trace
+
+    return trace(_lake(), zone, dataset, [ds]).lines()
 
 
 def model_lineage(model: str, version: str) -> list[str]:

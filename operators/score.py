@@ -36,13 +36,18 @@ class BatchScoreOperator(SkyliftOperator):
         version = self._champion_version()
         features = self.lake.require("features", self.features_dataset, ds)
         engine = self.resolved_engine()
+        key = self.build_key([features.fingerprint], model=f"{self.model_name}/{version}")
+        kept = self.unchanged(context, "predictions", self.dataset, ds, key)
+        if kept is not None:
+            return {"ds": ds, "rows": kept.row_count, "model_version": version, "reused": True,
+                    "partition": self.lake.partition_uri("predictions", self.dataset, ds)}
         self.log.info("scoring features/%s/ds=%s with %s v%s on %s", self.features_dataset, ds, self.model_name,
                       version, engine)
         with self.lake.publish(
             "predictions", self.dataset, ds,
             run_id=context["ti"].run_id,
             inputs=[features.as_input(), {"model": f"models:/{self.model_name}/{version}"}],
-            extra={"model_name": self.model_name, "model_version": version, "engine": engine},
+            extra={"model_name": self.model_name, "model_version": version, "engine": engine, "build_key": key},
         ) as writer:
             if engine == "spark":
                 self._score_on_spark(ds, version, writer)

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from include.errors import ValidationFailed
-from operators.base import SkyliftOperator, partition_date
+from operators.base import SkyliftOperator, file_digest, partition_date
 from operators.links import REPORT_XCOM_KEY, ValidationReportLink
 from operators.spec.loader import resolve_file
 
@@ -36,6 +36,15 @@ class ValidateOperator(SkyliftOperator):
         suite_path = resolve_file(self.suite_file)
         suite = Suite.from_file(suite_path, self.on_failure, self.max_quarantine_share)
         raw = self.lake.require("raw", self.dataset, ds)
+        key = self.build_key([raw.fingerprint], suite=file_digest(suite_path), policy=self.on_failure,
+                             max_share=self.max_quarantine_share)
+        kept = self.unchanged(context, "validated", self.dataset, ds, key)
+        if kept is not None:
+            report = self.lake.file_uri("reports", self.dataset, ds, "validation.html")
+            context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=report)
+            return {"ds": ds, "status": kept.extra["status"], "rows": kept.row_count,
+                    "quarantined": kept.extra["quarantined_rows"], "warnings": kept.extra["warnings"],
+                    "report": report, "reused": True}
         table = self.lake.read_table("raw", self.dataset, ds)
         frame = table.to_pandas()
         outcome = run_suite(frame, suite, where=str(suite_path))
@@ -54,7 +63,7 @@ class ValidateOperator(SkyliftOperator):
             )
         if outcome.warnings:
             self.log.warning("validation warnings for ds=%s: %s", ds, ", ".join(outcome.warnings))
-        kept = self._publish_rows(context, ds, table.schema, frame, outcome, raw)
+        kept = self._publish_rows(context, ds, table.schema, frame, outcome, raw, key)
         return {"ds": ds, "status": outcome.status, "rows": kept, "quarantined": len(outcome.quarantine),
                 "warnings": outcome.warnings, "report": report}
 
@@ -69,7 +78,8 @@ class ValidateOperator(SkyliftOperator):
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=uri)
         return uri
 
-    def _publish_rows(self, context: Any, ds: str, schema: Any, frame: Any, outcome: Any, raw: Any) -> int:
+    def _publish_rows(self, context: Any, ds: str, schema: Any, frame: Any, outcome: Any, raw: Any,
+                      key: str) -> int:
         import pandas as pd
         import pyarrow as pa
 
@@ -84,7 +94,8 @@ class ValidateOperator(SkyliftOperator):
             self.log.warning("quarantined %d row(s) of ds=%s", len(bad), ds)
         else:
             self.lake.delete_partition("quarantine", self.dataset, ds)
-        extra = {"status": outcome.status, "warnings": outcome.warnings, "quarantined_rows": len(bad)}
+        extra = {"status": outcome.status, "warnings": outcome.warnings, "quarantined_rows": len(bad),
+                 "build_key": key}
         with self.lake.publish("validated", self.dataset, ds, extra=extra, **common) as writer:
             writer.write_table(pa.Table.from_pandas(good, schema=schema, preserve_index=False))
         return len(good)

@@ -95,6 +95,8 @@ def build_params(spec: PipelineSpec, dag_spec: DagSpec, stages: list[str]) -> di
     params = {
         "ds": Param(None, type=["null", "string"], format="date", title="Partition date",
                     description="The day to process (YYYY-MM-DD). Empty: the run's logical date."),
+        "rebuild": Param(False, type="boolean", title="Rebuild",
+                         description="Rewrite outputs even when their inputs have not changed since they were built."),
     }
     if "train" in stages and spec.train:
         params["train_start"] = Param(None, type=["null", "string"], format="date", title="Train from",

@@ -33,7 +33,7 @@ NEEDS_SECTIONS = {"register": ("train", "features"), "deploy": ("train", "regist
                   "score": ("train", "register", "features"), "train": ("features",), "features": ("source",)}
 DEFAULT_FEATURE_PACKAGES = ("include.features",)
 # Trigger-form parameters every DAG may get from the compiler; a spec cannot redefine them.
-RESERVED_PARAMS = frozenset({"ds", "train_start", "train_end", "gpu", "force_deploy"})
+RESERVED_PARAMS = frozenset({"ds", "rebuild", "train_start", "train_end", "gpu", "force_deploy"})
 
 
 def project_root() -> Path:
