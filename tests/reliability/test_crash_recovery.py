@@ -21,7 +21,6 @@ import pytest
 
 from include.datagen.churn import generate
 from include.lake import Lake
-from operators.features import FeaturesOperator
 from operators.ingest import IngestOperator
 from operators.validate import ValidateOperator
 from tests.reliability.conftest import skylift_settings
