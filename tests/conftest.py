@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +79,28 @@ def stack(tmp_path_factory):
     finally:
         running.stop()
         running.drop_databases()
+
+
+STACK_END = date(2026, 11, 24)
+STACK_CUSTOMERS = 1200
+
+
+@pytest.fixture(scope="session")
+def landed(stack, tmp_path_factory):
+    """Three days of drops (ending STACK_END) uploaded to the stack's landing bucket."""
+    from include.datagen.churn import generate
+
+    local = tmp_path_factory.mktemp("drops")
+    generate(local, STACK_END, days=3, n_customers=STACK_CUSTOMERS)
+    client = stack.s3_client()
+    for path in sorted(local.rglob("*.csv")):
+        client.upload_file(str(path), "skylift-landing", f"activity/{path.parent.name}/{path.name}")
+    return local
+
+
+@pytest.fixture(scope="session")
+def api(stack):
+    """A REST client logged in to the stack's Airflow API server as admin."""
+    from tests.integration.airflow_api import AirflowApi
+
+    return AirflowApi(stack.api_url, "admin", stack.admin_password())

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.faults import FaultProxy
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 S3_KEY, S3_SECRET = "skylift-test-key", "skylift-test-secret"
@@ -70,6 +72,8 @@ class Process:
     name: str
     proc: subprocess.Popen
     log: Path
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def stop(self, grace: float = 20.0) -> None:
         if self.proc.poll() is not None:
@@ -89,6 +93,7 @@ class Stack:
     home: Path
     processes: list[Process] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+    s3_faults: FaultProxy | None = None  # Airflow reaches S3 through it, so tests can cut S3 off
     env: dict[str, str] = field(default_factory=dict)
     databases: dict[str, str] = field(default_factory=dict)
 
@@ -99,14 +104,22 @@ class Stack:
         handle = log.open("ab")
         proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=handle, stderr=subprocess.STDOUT,
                                 cwd=str(self.home), start_new_session=True)
-        process = Process(name, proc, log)
+        process = Process(name, proc, log, argv, env or {})
         self.processes.append(process)
         return process
+
+    def restart(self, name: str) -> Process:
+        """Start a stopped service again with the same command line (same port, same data)."""
+        old = self.process(name)
+        self.processes.remove(old)
+        return self.spawn(name, old.argv, old.env)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+        if self.s3_faults is not None:
+            self.s3_faults.stop()
 
     def process(self, name: str) -> Process:
         return next(p for p in self.processes if p.name == name)
@@ -147,10 +160,16 @@ class Stack:
         client = self.s3_client()
         for bucket in BUCKETS:
             client.create_bucket(Bucket=bucket)
+        self.s3_faults = FaultProxy("127.0.0.1", port).start()
 
     @property
     def s3_endpoint(self) -> str:
+        """The S3 server itself (tests check the lake through it, unaffected by injected faults)."""
         return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def airflow_s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_faults.port}"
 
     def s3_client(self):
         import boto3
@@ -205,7 +224,7 @@ class Stack:
     def airflow_env(self) -> dict[str, str]:
         port = self.ports["api"]
         connection = {"conn_type": "aws", "login": S3_KEY, "password": S3_SECRET,
-                      "extra": {"endpoint_url": self.s3_endpoint, "region_name": "us-east-1"}}
+                      "extra": {"endpoint_url": self.airflow_s3_endpoint, "region_name": "us-east-1"}}
         return {
             "AIRFLOW_HOME": str(self.home / "airflow"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{PG}/{self.databases['airflow']}",

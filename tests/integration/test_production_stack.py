@@ -4,33 +4,15 @@ the MLflow server with S3 artifacts, and a Spark standalone cluster; triggered t
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
-from include.datagen.churn import generate
 from include.lake import Lake
-from tests.integration.airflow_api import AirflowApi
+from tests.conftest import STACK_CUSTOMERS as CUSTOMERS
+from tests.conftest import STACK_END as END
 
 pytestmark = pytest.mark.integration
-END = date(2026, 11, 24)
-CUSTOMERS = 1200
-
-
-@pytest.fixture(scope="module")
-def api(stack):
-    return AirflowApi(stack.api_url, "admin", stack.admin_password())
-
-
-@pytest.fixture(scope="module")
-def landed(stack, tmp_path_factory):
-    """A week of drops uploaded to the landing bucket, as an upstream system would."""
-    local = tmp_path_factory.mktemp("drops")
-    generate(local, END, days=3, n_customers=CUSTOMERS)
-    client = stack.s3_client()
-    for path in sorted(local.rglob("*.csv")):
-        client.upload_file(str(path), "skylift-landing", f"activity/{path.parent.name}/{path.name}")
-    return local
 
 
 @pytest.fixture(scope="module")
