@@ -434,5 +434,22 @@ def test_a_few_bad_rows_are_quarantined_and_the_night_succeeds(nightly):
     features = set(lake.read_table("features", DATASETS["features"], drop.ds).column("customer_id").to_pylist())
     assert features == kept
     assert lake.require("predictions", DATASETS["predictions"], drop.ds).row_count == CUSTOMERS - 6
-    assert {p.name: sha256(p) for p in drop.folder.iterdir()} == {"activity.csv": sha256(drop.folder / "activity.csv")}
+    assert [p.name for p in drop.folder.iterdir()] == ["activity.csv"]
     assert (drop.folder / "activity.csv").read_bytes() == data
+
+
+@pytest.mark.xfail(strict=True, reason="operators/validate.py withdraws only `validated` when a date fails; the "
+                   "quarantine, features and predictions partitions an earlier run of that date published stay, "
+                   "so churn_score would still score the date's stale features")
+def test_a_bad_re_drop_of_a_date_that_passed_withdraws_everything_downstream(nightly):
+    ds = GOOD_DAY.isoformat()
+    if nightly.lake.manifest("predictions", DATASETS["predictions"], ds) is None:
+        pytest.skip("needs the night of the previous test")
+    data = every_nth(nightly.good_csv(D0), "plan", "platinum", 12)
+    drop = nightly.write_drop(GOOD_DAY, {"activity.csv": data})
+    result = run_dag_once("churn_nightly", GOOD_DAY)
+    assert result.failed == ["validate"], result.task_states
+    assert (drop.folder / "activity.csv").read_bytes() == data
+    assert_no_partition(nightly.lake, "validated", ds)
+    for zone in ("quarantine", "features", "predictions"):
+        assert_no_partition(nightly.lake, zone, ds)

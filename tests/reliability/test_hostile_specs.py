@@ -189,7 +189,7 @@ def test_no_credential_reaches_the_logs_of_a_night(tmp_path):
         "conn_type": "aws", "login": KEY_ID, "password": SECRET, "extra": {"region_name": "eu-west-1"},
     })
     done = subprocess.run(
-        [sys.executable, "-m", "operators.cli", "demo", "--home", str(home), "--runs", "1", "--days", "1",
+        [sys.executable, "-m", "operators.cli", "--home", str(home), "demo", "--runs", "1", "--days", "1",
          "--customers", "800", "--end", "2026-11-10"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=540, check=False,
     )
