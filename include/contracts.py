@@ -163,7 +163,8 @@ def _parse_csv(uri: str, data: bytes) -> pa.Table:
         return pacsv.read_csv(
             io.BytesIO(data),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in header}, strings_can_be_null=True
+                # Only an empty cell is missing: "NA" or "null" in a text column is text.
+                column_types={n: pa.string() for n in header}, strings_can_be_null=True, null_values=[""]
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:

@@ -27,6 +27,10 @@ class PartitionNotFound(LakeError):
     """The partition a stage needs was never published."""
 
 
+class StalePartition(LakeError):
+    """A partition was built from inputs that were withdrawn or rebuilt since."""
+
+
 class TrainingError(SkyliftError):
     """The training entrypoint failed or returned no result."""
 

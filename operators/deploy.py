@@ -72,6 +72,7 @@ class DeployModelOperator(SkyliftOperator):
     def _holdout(self, ds: str) -> Any:
         from include.training.holdout import holdout_mask
 
+        self.lake.require_fresh("features", self.features_dataset, ds)
         frame = self.lake.read_table("features", self.features_dataset, ds).to_pandas()
         holdout = frame[holdout_mask(frame[self.key], self.holdout_fraction)]
         if holdout.empty or self.target not in holdout:

@@ -13,9 +13,9 @@ def render_drop_uri(template: str, ds: str, drops_root: str) -> str:
     uri = template.replace("{ds}", day.isoformat()).replace("{ds_nodash}", day.strftime("%Y%m%d"))
     if "{" in uri or "}" in uri:
         raise SpecError(f"source uri {template!r}: only {{ds}} and {{ds_nodash}} can be filled in")
-    if "://" in uri or uri.startswith("/"):
-        return uri
-    return f"{drops_root.rstrip('/')}/{uri.lstrip('./')}"
+    if "://" in uri or uri.startswith("/") or ".." in uri.split("/"):
+        raise SpecError(f"source uri {template!r} must be a path relative to the drops root {drops_root}")
+    return f"{drops_root.rstrip('/')}/{uri.removeprefix('./')}"
 
 
 def list_drop(fs, path: str, fmt: str) -> list[str]:

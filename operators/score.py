@@ -34,7 +34,7 @@ class BatchScoreOperator(SkyliftOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         ds = partition_date(context)
         version = self._champion_version()
-        features = self.lake.require("features", self.features_dataset, ds)
+        features = self.lake.require_fresh("features", self.features_dataset, ds)
         engine = self.resolved_engine()
         key = self.build_key([features.fingerprint], model=f"{self.model_name}/{version}")
         kept = self.unchanged(context, "predictions", self.dataset, ds, key)

@@ -165,6 +165,8 @@ class TrainModelOperator(KubernetesPodOperator):
         dates = [d for d in wanted if lake.manifest("features", self.dataset, d) is not None]
         if not dates:
             raise PartitionNotFound(f"no features/{self.dataset} partitions between {wanted[0]} and {wanted[-1]}")
+        for day in dates:
+            lake.require_fresh("features", self.dataset, day)  # never train on withdrawn data
         return dates
 
     # ---- running ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class ValidateOperator(SkyliftOperator):
         self.max_quarantine_share = max_quarantine_share
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from include.validation import Suite, run_suite
+        from include.validation import Suite, describe_quarantine, run_suite
 
         ds = partition_date(context)
         suite_path = resolve_file(self.suite_file)
@@ -52,12 +52,14 @@ class ValidateOperator(SkyliftOperator):
         if outcome.quarantine and share > suite.max_quarantine_share:
             outcome.failed.append(
                 f"{len(outcome.quarantine)} of {len(frame)} rows ({share:.1%}) failed row checks, more than "
-                f"max_quarantine_share={suite.max_quarantine_share:.1%}"
+                f"max_quarantine_share={suite.max_quarantine_share:.1%} ({describe_quarantine(outcome)})"
             )
         report = self._publish_report(context, ds, outcome, raw)
         if outcome.failed:
-            # Nothing downstream may use this date: withdraw any partition of an earlier run.
+            # Nothing downstream may use this date: withdraw what an earlier run published for it.
+            # (Features built from the withdrawn partition are refused as stale when read.)
             self.lake.delete_partition("validated", self.dataset, ds)
+            self.lake.delete_partition("quarantine", self.dataset, ds)
             raise ValidationFailed(
                 f"validation of raw/{self.dataset}/ds={ds} failed: {'; '.join(outcome.failed)}. Report: {report}"
             )

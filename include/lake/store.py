@@ -28,7 +28,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.errors import LakeError, PartitionNotFound
+from include.errors import LakeError, PartitionNotFound, StalePartition
 from include.lake.manifest import MANIFEST_NAME, FileEntry, Manifest
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,29 @@ class Lake:
                 "(did the upstream stage run for this date?)"
             )
         return found
+
+    def stale_inputs(self, manifest: Manifest) -> list[str]:
+        """Input partitions that were withdrawn or rebuilt since `manifest`'s partition was made."""
+        stale = []
+        for item in manifest.inputs:
+            if "zone" not in item:
+                continue
+            current = self.manifest(item["zone"], item["dataset"], item["ds"])
+            if current is None or current.fingerprint != item.get("fingerprint"):
+                state = "withdrawn" if current is None else "rebuilt"
+                stale.append(f"{item['zone']}/{item['dataset']}/ds={item['ds']} ({state})")
+        return stale
+
+    def require_fresh(self, zone: str, dataset: str, ds: str) -> Manifest:
+        """The partition's manifest, if every partition it was built from is still as it was."""
+        manifest = self.require(zone, dataset, ds)
+        stale = self.stale_inputs(manifest)
+        if stale:
+            raise StalePartition(
+                f"{zone}/{dataset}/ds={ds} was built from data that has since changed: {', '.join(stale)}; "
+                "re-run the stage that builds it for this date"
+            )
+        return manifest
 
     def partitions(self, zone: str, dataset: str) -> list[str]:
         """Dates of the published partitions of a dataset, oldest first."""

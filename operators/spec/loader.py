@@ -58,7 +58,10 @@ def load_spec(path: str | Path) -> PipelineSpec:
 
 def _reject_secrets(doc: YamlDocument) -> None:
     for loc, key, value in _walk(doc.data):
-        if isinstance(key, str) and SECRET_KEYS.search(key) and key not in NAMES_A_SECRET:
+        where = loc
+        if isinstance(key, str) and any(p.search(key) for p in SECRET_VALUES):
+            reason, where = "a key of this mapping looks like a credential", loc[:-1]  # never echo the key
+        elif isinstance(key, str) and SECRET_KEYS.search(key) and key not in NAMES_A_SECRET:
             reason = f"key {key!r} looks like a credential"
         elif isinstance(value, str) and any(p.search(value) for p in SECRET_VALUES):
             reason = "the value looks like a credential"
@@ -66,7 +69,7 @@ def _reject_secrets(doc: YamlDocument) -> None:
             continue
         # The value itself is never echoed: error messages end up in logs.
         raise SpecError(
-            f"{doc.where(loc)}: {reason}; specs must not hold secrets: keep credentials in an "
+            f"{doc.where(where)}: {reason}; specs must not hold secrets: keep credentials in an "
             "Airflow connection and name it by its id"
         )
 

@@ -41,6 +41,9 @@ class SourceSpec(Strict):
             raise ValueError("must contain {ds} (or {ds_nodash}) so each run reads its own day's drop")
         if ".." in uri.split("/"):
             raise ValueError("must not contain '..' path segments")
+        if "://" in uri or uri.startswith(("/", "~")):
+            raise ValueError("must be relative to the drops root (the skylift_drops_root setting), so the same "
+                             "spec runs on local files and on S3")
         return uri
 
 

@@ -43,6 +43,7 @@ def load_yaml(path: Path) -> YamlDocument:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot be read: {exc}") from exc
     try:
+        _refuse_aliases(path, text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -55,6 +56,14 @@ def load_yaml(path: Path) -> YamlDocument:
     if node is not None:
         _collect_lines(node, (), lines)
     return YamlDocument(path=path, data=data, lines=lines)
+
+
+def _refuse_aliases(path: Path, text: str) -> None:
+    """Anchors and aliases let a few lines expand into billions of nodes: specs may not use them."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise SpecError(f"{path}:{event.start_mark.line + 1}: YAML anchors and aliases (&name, *name) are "
+                            "not allowed in pipeline specs; write the values out")
 
 
 def _collect_lines(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> None:

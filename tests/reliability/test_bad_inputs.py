@@ -209,12 +209,15 @@ CASES = [
              lambda d: f"{d.uri()}: line 1 is not valid UTF-8 (byte b'\\x8b' at offset 1); "
                        "re-export the drop as UTF-8"),
     csv_case("plan-outside-set-beyond-share", lambda g: every_nth(g, "plan", "platinum", 12), "validate",
-             validation("100 of 1200 rows (8.3%) failed row checks, more than max_quarantine_share=5.0%")),
+             validation("100 of 1200 rows (8.3%) failed row checks, more than max_quarantine_share=5.0% "
+                        "(expect_column_values_to_be_in_set(plan): 100 row(s), first rows 0, 12, 24)")),
     csv_case("negative-sessions-beyond-share", lambda g: every_nth(g, "sessions", "-1", 10), "validate",
-             validation("120 of 1200 rows (10.0%) failed row checks, more than max_quarantine_share=5.0%")),
+             validation("120 of 1200 rows (10.0%) failed row checks, more than max_quarantine_share=5.0% "
+                        "(expect_column_values_to_be_between(sessions): 120 row(s), first rows 0, 10, 20)")),
     csv_case("minutes-beyond-a-day-beyond-share", lambda g: every_nth(g, "minutes_watched", "2000.5", 5),
              "validate",
-             validation("240 of 1200 rows (20.0%) failed row checks, more than max_quarantine_share=5.0%")),
+             validation("240 of 1200 rows (20.0%) failed row checks, more than max_quarantine_share=5.0% "
+                        "(expect_column_values_to_be_between(minutes_watched): 240 row(s), first rows 0, 5, 10)")),
     csv_case("too-few-rows", lambda g: keep_rows(g, 0, 10), "validate",
              validation("expect_table_row_count_to_be_between (expected min_value=100; observed 10)")),
 ]
@@ -438,18 +441,24 @@ def test_a_few_bad_rows_are_quarantined_and_the_night_succeeds(nightly):
     assert (drop.folder / "activity.csv").read_bytes() == data
 
 
-@pytest.mark.xfail(strict=True, reason="operators/validate.py withdraws only `validated` when a date fails; the "
-                   "quarantine, features and predictions partitions an earlier run of that date published stay, "
-                   "so churn_score would still score the date's stale features")
-def test_a_bad_re_drop_of_a_date_that_passed_withdraws_everything_downstream(nightly):
+def test_a_bad_re_drop_of_a_date_that_passed_is_withdrawn_and_refused_downstream(nightly):
+    """A date that passed is re-dropped with bad data: its validated and quarantine partitions are
+    withdrawn, and the features built from the old data are refused as stale by every reader."""
+    from include.errors import StalePartition
+    from include.lake import Lake
+
     ds = GOOD_DAY.isoformat()
-    if nightly.lake.manifest("predictions", DATASETS["predictions"], ds) is None:
-        pytest.skip("needs the night of the previous test")
+    assert nightly.lake.manifest("predictions", DATASETS["predictions"], ds) is not None, "needs the previous test"
     data = every_nth(nightly.good_csv(D0), "plan", "platinum", 12)
     drop = nightly.write_drop(GOOD_DAY, {"activity.csv": data})
     result = run_dag_once("churn_nightly", GOOD_DAY)
     assert result.failed == ["validate"], result.task_states
     assert (drop.folder / "activity.csv").read_bytes() == data
-    assert_no_partition(nightly.lake, "validated", ds)
-    for zone in ("quarantine", "features", "predictions"):
+    for zone in ("validated", "quarantine"):
         assert_no_partition(nightly.lake, zone, ds)
+    with pytest.raises(StalePartition, match=rf"features/churn_features/ds={ds} was built from data that has since "
+                                             rf"changed: validated/customer_activity/ds={ds} \(withdrawn\)"):
+        Lake(nightly.lake.root).require_fresh("features", DATASETS["features"], ds)
+    scored = run_dag_once("churn_score", GOOD_DAY)
+    assert scored.failed == ["score"], scored.task_states
+    assert "was built from data that has since changed" in str(scored.errors["score"])

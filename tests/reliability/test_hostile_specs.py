@@ -110,17 +110,9 @@ HOSTILE = [
     Hostile("feature-job-lookalike-package", JOB, "job: include.features_evil:build", "job:",
             f"features.job: module 'include.features_evil' {NOT_A_FEATURE_PACKAGE}"),
 ]
-# Known holes, kept here so that fixing them turns these into passes (strict xfail).
-KNOWN_HOLES = [
-    pytest.param(
-        Hostile("aws-key-id-as-a-key", "params: {max_depth: 4,", f"params: {{{KEY_ID}: 1, max_depth: 4,", KEY_ID,
-                f"train.params: a key looks like a credential; {NO_SECRETS}", (KEY_ID,)),
-        marks=pytest.mark.xfail(strict=True, reason="operators/spec/loader.py _reject_secrets matches SECRET_VALUES "
-                                "against values only: a credential used as a mapping key loads (and lands in the "
-                                "DAG's doc_md and the training params); as an unknown key it is echoed in the error"),
-        id="aws-key-id-as-a-key",
-    ),
-]
+CREDENTIAL_AS_KEY = Hostile("aws-key-id-as-a-key", "params: {max_depth: 4,", f"params: {{{KEY_ID}: 1, max_depth: 4,",
+                            KEY_ID, f"train.params: a key of this mapping looks like a credential; {NO_SECRETS}",
+                            (KEY_ID,))
 
 
 def bag_for(tmp_path: Path, spec: Path):
@@ -135,7 +127,7 @@ def bag_for(tmp_path: Path, spec: Path):
     return DagBag(dag_folder=str(dags)), hostile_stub
 
 
-@pytest.mark.parametrize("case", [*HOSTILE, *KNOWN_HOLES], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", [*HOSTILE, CREDENTIAL_AS_KEY], ids=lambda c: c.id)
 def test_hostile_spec_is_refused_with_a_clear_message(case, tmp_path, capfd):
     from operators.spec.compiler import dags_from_spec_file
 
@@ -164,8 +156,6 @@ def alias_bomb(levels: int, width: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.xfail(strict=True, reason="operators/spec/yaml_source.py and loader.py follow YAML aliases: 9^levels "
-                   "nodes are walked (7 levels take ~13 s, each more level x9), which stalls the DAG processor")
 def test_yaml_alias_bomb_is_refused(tmp_path):
     from operators.spec.loader import load_spec
 

@@ -1,0 +1,124 @@
+"""Fixtures for the browser tests: data in the stack to look at, Chromium, and a logged-in page.
+
+The data fixtures share the session's `stack`, `landed` drops and `api` client (tests/conftest.py)
+with the integration tests. The nightly run uses its own logical date (06:00 on the day), so it
+never collides with the integration tests' midnight runs of the same day, whichever suite runs
+first; if the run already exists in this session, it is reused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import STACK_END
+from tests.integration.airflow_api import AirflowApi
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = Path(os.environ.get("SKYLIFT_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+END = STACK_END  # the day of the session's drops (the `landed` fixture)
+NIGHTLY_LOGICAL_DATE = f"{END.isoformat()}T06:00:00Z"
+
+
+def run_failure(api: AirflowApi, dag_id: str, run_id: str) -> str:
+    """Task states and, for each failed task, the end of its last try's log and its exception."""
+    lines = [f"{dag_id} {run_id}: {api.task_states(dag_id, run_id)}"]
+    for ti in api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]:
+        if ti["state"] != "failed":
+            continue
+        body = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/"
+                       f"{ti['try_number']}?full_content=true")
+        events = []
+        for item in body.get("content") or []:
+            if not isinstance(item, dict):
+                events.append(str(item))
+                continue
+            events.append(str(item.get("event", "")))
+            events += [f"{e.get('exc_type')}: {e.get('exc_value')}" for e in item.get("error_detail") or []]
+        lines.append(f"--- {ti['task_id']} (try {ti['try_number']}):\n" + "\n".join(events)[-3000:])
+    return "\n".join(lines)
+
+
+class NightlyRun:
+    """A `churn_nightly` run for END, triggered through REST; `wait()` returns its id once it succeeded."""
+
+    def __init__(self, api: AirflowApi, run_id: str) -> None:
+        self.api, self.run_id = api, run_id
+
+    def wait(self, timeout: float = 600) -> str:
+        state = self.api.wait_for_run("churn_nightly", self.run_id, timeout)
+        assert state == "success", run_failure(self.api, "churn_nightly", self.run_id)
+        return self.run_id
+
+
+@pytest.fixture(scope="module")
+def nightly(landed, api) -> NightlyRun:
+    """A nightly run for END on the landed drops, started (not awaited: the UI checks run meanwhile)."""
+    api.wait_for_dag("churn_nightly")
+    try:
+        run_id = api.trigger("churn_nightly", NIGHTLY_LOGICAL_DATE)
+    except AssertionError as exc:  # 409: this session already has that run; use it
+        if "409" not in str(exc):
+            raise
+        runs = api.get("/api/v2/dags/churn_nightly/dagRuns?logical_date_gte="
+                       f"{quote(NIGHTLY_LOGICAL_DATE)}&logical_date_lte={quote(NIGHTLY_LOGICAL_DATE)}")["dag_runs"]
+        assert runs, f"trigger was refused ({exc}) but no run has logical date {NIGHTLY_LOGICAL_DATE}"
+        run_id = runs[0]["dag_run_id"]
+    return NightlyRun(api, run_id)
+
+
+@pytest.fixture(scope="module")
+def nightly_run(nightly) -> str:
+    """The id of a successful `churn_nightly` run for END (its extra links point at real things)."""
+    return nightly.wait()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright; a missing browser fails the tests, it never skips them."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        pytest.fail(f"the playwright package is missing (pip install -e '.[dev]'): {exc}")
+    if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium, or set SKYLIFT_CHROMIUM)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(chromium, stack, nightly) -> Iterator[Any]:
+    """A page logged in to the Airflow UI as admin through the simple auth manager's login form.
+
+    It asks for `nightly` only so that the nightly run is already going while the first UI checks run.
+    """
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, base_url=stack.api_url)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        page.goto("/")
+        page.wait_for_url("**/auth/login**")  # not logged in: the UI sends us to the login page
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(stack.admin_password())
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/auth/login" not in url)
+        expect(page.get_by_role("link", name="Dags")).to_be_visible()
+        assert any(c["name"] == "_token" for c in context.cookies()), "login set no _token cookie"
+        yield page
+    finally:
+        context.close()
