@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint bench venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.bench_parse
+	$(PY) -m benchmarks.bench_ingest
+	$(PY) -m benchmarks.bench_lake
+	$(PY) -m benchmarks.bench_scoring
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
