@@ -25,7 +25,9 @@ def lake(stack):
 
 
 def nightly(api, ds: str, conf: dict | None = None) -> str:
-    return api.trigger("churn_nightly", f"{ds}T00:00:00Z", conf)
+    """Trigger as an operator does from the UI: no logical date, the partition date as a param
+    (other suites already hold runs at these logical dates)."""
+    return api.trigger("churn_nightly", None, {"ds": ds, **(conf or {})})
 
 
 def wait_success(api, dag_id: str, run_id: str) -> None:
@@ -119,7 +121,7 @@ def test_backfill_keeps_unchanged_partitions(api, landed, lake):
 def _wait_backfill(api, backfill_id: int, timeout: float = 600) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = api.get("/api/v2/dags/churn_nightly/dagRuns?run_type=backfill_job&limit=50")
+        body = api.get("/api/v2/dags/churn_nightly/dagRuns?run_type=backfill&limit=50")
         runs = [r for r in body["dag_runs"] if str(r.get("backfill_id", backfill_id)) == str(backfill_id)]
         if len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs):
             return runs
