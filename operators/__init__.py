@@ -1,0 +1,1 @@
+"""Skylift: Airflow operators for each ML lifecycle stage, the pipeline spec and its compiler."""
