@@ -78,7 +78,12 @@ class Lake:
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.fs, base = fsspec.core.url_to_fs(self.root, **self.storage_options)
+        options = dict(self.storage_options)
+        if not self.root.startswith(("file:", "/")) and "://" in self.root:
+            # Object stores: never answer "does it exist" from a cached listing. Another process
+            # may have published since, and the manifest protocol relies on fresh answers.
+            options.setdefault("use_listings_cache", False)
+        self.fs, base = fsspec.core.url_to_fs(self.root, **options)
         self.base = base.rstrip("/")
         self.is_local = self.fs.protocol in ("file", "local") or "file" in tuple(self.fs.protocol)
 

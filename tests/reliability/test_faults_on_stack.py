@@ -86,19 +86,18 @@ def test_mlflow_down_during_registration(stack, api, landed, lake):
     assert_exact(lake, DAY2)
 
 
-def test_two_dates_at_once_and_a_rerun(api, landed, lake):
-    """Two dates in parallel, then the same date again: the lake ends up identical and exact."""
-    first = [nightly(api, ds, {"rebuild": True}) for ds in (DAY1, DAY3)]
-    for run_id in first:
-        wait_success(api, "churn_nightly", run_id)
+def test_two_dates_at_once(api, landed, lake):
+    """Two dates rebuilt in parallel give the same lake as when they were built one at a time
+    (the same date run twice in a row is covered by tests/e2e)."""
     before = {(zone, ds): lake.read_table(zone, dataset, ds).sort_by("customer_id")
               for zone, dataset in ZONES[:3] for ds in (DAY1, DAY3)}
-    wait_success(api, "churn_nightly", nightly(api, DAY3, {"rebuild": True}))
+    for run_id in [nightly(api, ds, {"rebuild": True}) for ds in (DAY1, DAY3)]:
+        wait_success(api, "churn_nightly", run_id)
     for ds in (DAY1, DAY3):
         assert_exact(lake, ds)
-    for zone, dataset in ZONES[:3]:
-        for ds in (DAY1, DAY3):
-            assert lake.read_table(zone, dataset, ds).sort_by("customer_id").equals(before[(zone, ds)]), (zone, ds)
+    for (zone, ds), table in before.items():
+        dataset = dict(ZONES)[zone]
+        assert lake.read_table(zone, dataset, ds).sort_by("customer_id").equals(table), (zone, ds)
 
 
 def test_backfill_keeps_unchanged_partitions(api, landed, lake):
@@ -108,7 +107,7 @@ def test_backfill_keeps_unchanged_partitions(api, landed, lake):
                 for ds in (DAY1, DAY2, DAY3)}
     backfill = api._request("POST", "/api/v2/backfills", {
         "dag_id": "churn_nightly", "from_date": f"{DAY1}T00:00:00Z", "to_date": f"{DAY3}T23:59:59Z",
-        "reprocess_behavior": "completed", "max_active_runs": 1, "run_backwards": False, "dag_run_conf": {},
+        "reprocess_behavior": "completed", "max_active_runs": 3, "run_backwards": False, "dag_run_conf": {},
     })
     runs = _wait_backfill(api, backfill["id"])
     assert len(runs) == 3 and all(run["state"] == "success" for run in runs), runs
