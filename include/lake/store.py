@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ZONES = ("raw", "validated", "quarantine", "features", "predictions", "reports")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+READ_ATTEMPTS = 3
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -156,14 +157,24 @@ class Lake:
         return [d for d in dates if self.manifest(zone, dataset, d) is not None]
 
     def read_table(self, zone: str, dataset: str, ds: str, columns: list[str] | None = None) -> pa.Table:
-        manifest = self.require(zone, dataset, ds)
-        folder = self.partition_path(zone, dataset, ds)
-        tables = [
-            pq.read_table(f"{folder}/{entry.path}", filesystem=self.fs, columns=columns)
-            for entry in manifest.data_files
-        ]
+        """The partition's rows. If a writer replaces the partition while it is being read (its old
+        files are removed after the new manifest is out), the new version is read instead."""
+        for attempt in range(READ_ATTEMPTS):
+            manifest = self.require(zone, dataset, ds)
+            try:
+                return self._read_files(manifest, columns)
+            except FileNotFoundError:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+                log.info("%s/%s/ds=%s was replaced while being read; reading the new version", zone, dataset, ds)
+        raise AssertionError("unreachable")
+
+    def _read_files(self, manifest: Manifest, columns: list[str] | None) -> pa.Table:
+        folder = self.partition_path(manifest.zone, manifest.dataset, manifest.ds)
+        tables = [pq.read_table(f"{folder}/{entry.path}", filesystem=self.fs, columns=columns)
+                  for entry in manifest.data_files]
         if not tables:
-            raise LakeError(f"partition {zone}/{dataset}/ds={ds} lists no data files")
+            raise LakeError(f"partition {manifest.zone}/{manifest.dataset}/ds={manifest.ds} lists no data files")
         return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
 
     def read_bytes(self, zone: str, dataset: str, ds: str, name: str) -> bytes:

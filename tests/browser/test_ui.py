@@ -135,7 +135,7 @@ def test_trigger_form_runs_a_retrain_with_typed_params(page, api, stack, nightly
 
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri)
+    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
     experiment = client.get_experiment_by_name("skylift/churn")
     runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`skylift.dag_run_id` = '{run_id}'")
     assert [r.data.params.get("max_depth") for r in runs] == ["3"], "the form's max_depth did not reach training"
@@ -150,7 +150,7 @@ def test_extra_links_lead_to_what_the_tasks_produced(page, stack, nightly_run):
     found = re.fullmatch(rf"{mlflow_ui}/#/experiments/(\d+)/runs/([0-9a-f]{{32}})", train["MLflow run"])
     assert found, train
     shot(page, "extra-links.png")
-    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri)
+    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
     run = client.get_run(found.group(2))
     assert run.info.experiment_id == found.group(1)
     assert run.data.tags["skylift.dag_run_id"] == nightly_run

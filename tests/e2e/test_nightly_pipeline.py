@@ -46,7 +46,7 @@ def snapshot(lake, zone, dataset, ds):
 def client(home):
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db", registry_uri=f"sqlite:///{home}/mlflow.db")
 
 
 def test_two_nights_then_a_rerun(pipeline_env):

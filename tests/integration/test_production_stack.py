@@ -51,7 +51,7 @@ def test_lake_in_s3_holds_every_zone(nightly, s3_lake):
 def test_registry_lives_in_the_mlflow_server(nightly, stack, s3_lake):
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri)
+    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
     champion = client.get_model_version_by_alias("churn", "champion")
     assert len(client.search_model_versions("name = 'churn'")) >= 2
     run = client.get_run(champion.run_id)
@@ -72,7 +72,7 @@ def test_retrain_from_rest_with_a_conf(api, nightly, stack):
     run_id = api.trigger("churn_retrain", None, conf)  # a UI-style trigger: no logical date
     state = api.wait_for_run("churn_retrain", run_id)
     assert state == "success", _failure(api, "churn_retrain", run_id)
-    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri)
+    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
     newest = max(client.search_model_versions("name = 'churn'"), key=lambda v: int(v.version))
     params = client.get_run(newest.run_id).data.params
     assert params["max_depth"] == "3"

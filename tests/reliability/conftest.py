@@ -108,7 +108,7 @@ def champion_version(home: Path, model: str = "churn") -> str | None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home}/mlflow.db", registry_uri=f"sqlite:///{home}/mlflow.db")
     try:
         return str(client.get_model_version_by_alias(model, "champion").version)
     except MlflowException:
