@@ -24,6 +24,7 @@ def score_frame(spark_frame: Any, model_uri: str, tracking_uri: str, key: list[s
     def score(batches: Iterator[Any]) -> Iterator[Any]:
         # Runs on executors: resolve the registry there, once per partition.
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+        os.environ["MLFLOW_REGISTRY_URI"] = tracking_uri  # wins over the tracking URI: never inherit one
         from include import scoring
 
         model = scoring.load(model_uri)

@@ -35,6 +35,13 @@ class ServiceError(RuntimeError):
     pass
 
 
+def service_environment() -> dict[str, str]:
+    """This process's environment without what earlier tests may have set in it (MLflow's
+    `set_tracking_uri` writes MLFLOW_TRACKING_URI, Skylift settings as AIRFLOW_VAR_*, ...)."""
+    leaked = ("MLFLOW_", "AIRFLOW_VAR_", "AIRFLOW_CONN_", "AIRFLOW__", "AIRFLOW_HOME", "PYSPARK_", "SPARK_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(leaked)}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -102,8 +109,8 @@ class Stack:
         log = self.home / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         handle = log.open("ab")
-        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=handle, stderr=subprocess.STDOUT,
-                                cwd=str(self.home), start_new_session=True)
+        proc = subprocess.Popen(argv, env={**service_environment(), **(env or {})}, stdout=handle,
+                                stderr=subprocess.STDOUT, cwd=str(self.home), start_new_session=True)
         process = Process(name, proc, log, argv, env or {})
         self.processes.append(process)
         return process
@@ -258,7 +265,7 @@ class Stack:
         self.ports["api"] = free_port()
         self.env = self.airflow_env()
         (self.home / "airflow").mkdir(parents=True, exist_ok=True)
-        migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env={**os.environ, **self.env},
+        migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env={**service_environment(), **self.env},
                                  capture_output=True, text=True, timeout=300, check=False)
         if migrate.returncode != 0:
             raise ServiceError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")

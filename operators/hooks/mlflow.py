@@ -24,7 +24,7 @@ class MlflowHook(BaseHook):
 
     def environment(self) -> dict[str, str]:
         """What a training process needs to log to the same place."""
-        env = {"MLFLOW_TRACKING_URI": self.tracking_uri}
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri, "MLFLOW_REGISTRY_URI": self.tracking_uri}
         if self.artifact_root:
             env["SKYLIFT_ARTIFACT_ROOT"] = self.artifact_root
         return env
