@@ -27,7 +27,9 @@ def make_model(tmp: str, rows: int) -> tuple[str, pd.DataFrame]:
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 6, "nthread": 2},
                         xgb.DMatrix(frame.head(50_000), label=label.head(50_000)), num_boost_round=100)
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-    mlflow.set_experiment("bench")
+    # An explicit artifact root: with a sqlite store MLflow would otherwise write ./mlruns into the cwd.
+    experiment = mlflow.create_experiment("bench", artifact_location=f"file://{tmp}/artifacts")
+    mlflow.set_experiment(experiment_id=experiment)
     with mlflow.start_run():
         info = mlflow.xgboost.log_model(booster, name="model", signature=infer_signature(frame.head(100)),
                                         input_example=frame.head(2))

@@ -36,6 +36,20 @@ def test_good_csv_is_cast_to_the_declared_types():
     assert sources[0].uri == "file:///drops/drop.csv" and len(sources[0].sha256) == 64
 
 
+def test_typed_fast_path_and_text_path_agree():
+    # A column order that differs from the contract, spaces around numbers, upper-case and 1/0
+    # booleans: some cells only the text path accepts, so the two reads are compared row by row.
+    fast = b"flag,id,day,n,x\nTRUE,a,2026-11-20,1,0.5\nfalse,b,2026-11-21,2,\n"
+    slow = fast + b"1,c,2026-11-22, 3 ,1e3\n0,d,,4, -2\n"
+    assert read(slow)[0].slice(0, 2).equals(read(fast)[0])
+    table = read(slow)[0]
+    assert table.schema == CONTRACT.arrow_schema
+    assert table.column("flag").to_pylist() == [True, False, True, False]
+    assert table.column("n").to_pylist() == [1, 2, 3, 4]
+    assert table.column("x").to_pylist() == [0.5, None, 1000.0, -2.0]
+    assert table.column("day").to_pylist()[3] is None
+
+
 def test_jsonl_and_parquet_are_read_the_same_way():
     jsonl = b'{"id":"a","day":"2026-11-20","n":1,"x":0.5,"flag":true}\n'
     assert read(jsonl, "jsonl", "d.jsonl")[0].num_rows == 1
