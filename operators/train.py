@@ -60,6 +60,7 @@ class TrainModelOperator(KubernetesPodOperator):
         env_from_secret: str | None = None,
         service_account: str | None = None,
         image: str | None = None,
+        reuse_unchanged: bool = True,
         **kwargs: Any,
     ) -> None:
         from kubernetes.client import models as k8s
@@ -94,6 +95,7 @@ class TrainModelOperator(KubernetesPodOperator):
         self.window_days = window_days
         self.holdout_fraction = holdout_fraction
         self.execution = execution
+        self.reuse_unchanged = reuse_unchanged
         self.gpu, self.cpu, self.memory = gpu, cpu, memory
         self._process: subprocess.Popen | None = None
 
@@ -171,16 +173,38 @@ class TrainModelOperator(KubernetesPodOperator):
 
     # ---- running ---------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
+        from operators import train_reuse
+
         settings = Settings.resolve()
-        self.prepare(context, settings)
-        result = super().execute(context) if self.execution == "kubernetes" else self.run_locally(context, settings)
-        if not isinstance(result, dict) or "run_id" not in result:
-            raise TrainingError(f"training returned no run id (got {result!r})")
+        config = self.prepare(context, settings)
         mlflow_hook = MlflowHook(settings.mlflow_tracking_uri)
+        lake = LakeHook(settings.lake_root, settings.lake_conn_id).get_lake()
+        fingerprints = [lake.require("features", self.dataset, d).fingerprint for d in config["dates"]]
+        key = train_reuse.training_key(config, fingerprints, self.image if self.execution == "kubernetes" else None)
+        result = self.earlier_result(context, mlflow_hook, config["experiment"], key)
+        if result is None:
+            result = super().execute(context) if self.execution == "kubernetes" else self.run_locally(context, settings)
+            if not isinstance(result, dict) or "run_id" not in result:
+                raise TrainingError(f"training returned no run id (got {result!r})")
+            if not train_reuse.mark_reusable(mlflow_hook.client, result, key):
+                self.log.info("the training result is too large to record; this run will not be reused")
         ui = mlflow_hook.ui_base() or "http://127.0.0.1:5000"
         context["ti"].xcom_push(key=RUN_XCOM_KEY, value={"ui": ui, "experiment_id": result["experiment_id"],
                                                           "run_id": result["run_id"]})
         self.log.info("trained %s on %s: %s", self.framework, result.get("device"), result.get("metrics"))
+        return result
+
+    def earlier_result(self, context: Any, mlflow_hook: MlflowHook, experiment: str, key: str) -> dict | None:
+        """An earlier finished run built from the same inputs, unless this DAG always trains or
+        the run asked for a rebuild."""
+        from operators import train_reuse
+
+        if not self.reuse_unchanged or (context.get("params") or {}).get("rebuild"):
+            return None
+        result = train_reuse.find_reusable(mlflow_hook.client, experiment, key)
+        if result is not None:
+            self.log.info("features, settings and training code are unchanged since MLflow run %s; reusing it "
+                          "(trigger with rebuild=true to train again)", result["run_id"])
         return result
 
     def run_locally(self, context: Any, settings: Settings) -> dict[str, Any]:

@@ -78,7 +78,8 @@ def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) ->
     with dag:
         tasks: dict[str, BaseOperator] = {}
         for stage in stages:
-            tasks[stage] = create_task(spec, stage, stages)
+            # A DAG run only by hand always trains: someone asked for a new model.
+            tasks[stage] = create_task(spec, stage, stages, reuse_training=dag_spec.schedule is not None)
             for before in FOLLOWS[stage]:
                 if before in tasks:
                     tasks[before] >> tasks[stage]
@@ -116,7 +117,7 @@ def build_params(spec: PipelineSpec, dag_spec: DagSpec, stages: list[str]) -> di
     return params
 
 
-def create_task(spec: PipelineSpec, stage: str, stages: list[str]) -> BaseOperator:
+def create_task(spec: PipelineSpec, stage: str, stages: list[str], reuse_training: bool = True) -> BaseOperator:
     """The one place that maps a stage of the spec to its operator."""
     common = {"task_id": stage, "pipeline": spec.pipeline}
     if stage == "ingest":
@@ -134,7 +135,7 @@ def create_task(spec: PipelineSpec, stage: str, stages: list[str]) -> BaseOperat
                                 dataset=spec.features_dataset, lookback_days=spec.features.lookback_days,
                                 outlets=[features_asset(spec)], **common)
     if stage == "train":
-        return _train(spec, stages, common)
+        return _train(spec, stages, common, reuse_training)
     if stage == "register":
         from operators.register import RegisterModelOperator
 
@@ -167,7 +168,7 @@ def _ingest(spec: PipelineSpec, common: dict[str, Any]) -> BaseOperator:
     return task
 
 
-def _train(spec: PipelineSpec, stages: list[str], common: dict[str, Any]) -> BaseOperator:
+def _train(spec: PipelineSpec, stages: list[str], common: dict[str, Any], reuse: bool) -> BaseOperator:
     from operators.train import TrainModelOperator
 
     t, k8s = spec.train, spec.train.kubernetes
@@ -177,7 +178,7 @@ def _train(spec: PipelineSpec, stages: list[str], common: dict[str, Any]) -> Bas
         window_days=t.window_days, holdout_fraction=t.holdout_fraction, execution=t.execution,
         gpu=t.resources.gpu, cpu=t.resources.cpu, memory=t.resources.memory, namespace=k8s.namespace,
         node_selector=k8s.node_selector, tolerations=k8s.tolerations, env_from_secret=k8s.env_from_secret,
-        service_account=k8s.service_account, image=k8s.image, **common,
+        service_account=k8s.service_account, image=k8s.image, reuse_unchanged=reuse, **common,
     )
 
 

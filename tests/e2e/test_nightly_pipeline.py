@@ -82,14 +82,20 @@ def test_two_nights_then_a_rerun(pipeline_env):
     # the model has learnt something: churners score higher on average
     assert joined.groupby("churned")["prediction"].mean().diff().iloc[-1] > 0.1
 
-    kept = [("raw", "customer_activity"), ("validated", "customer_activity"), ("features", "churn_features")]
+    kept = [("raw", "customer_activity"), ("validated", "customer_activity"), ("features", "churn_features"),
+            ("predictions", "churn_predictions")]
     before = {part: snapshot(lake, *part, day2.isoformat()) for part in kept}
     assert run("churn_nightly", day2) == "success"
     for (zone, dataset), (table, n_files) in before.items():
         again, files_again = snapshot(lake, zone, dataset, day2.isoformat())
         assert again.equals(table), zone
         assert files_again == n_files == 2, zone  # one data file and the manifest, nothing left over
-    assert lake.require("predictions", "churn_predictions", day2.isoformat()).row_count == CUSTOMERS
+    # the same inputs: training was reused, so the re-run added no model version
+    assert len(registry.search_model_versions("name = 'churn'")) == 2
+    assert str(registry.get_model_version_by_alias("churn", "champion").version) == str(champion.version)
+
+    assert run("churn_nightly", day2, {"rebuild": True}) == "success"
+    assert len(registry.search_model_versions("name = 'churn'")) == 3  # rebuild trains again
 
 
 def test_retrain_with_a_trigger_form_conf(pipeline_env):

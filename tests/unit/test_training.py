@@ -351,3 +351,16 @@ def test_config_defaults():
     config = TrainConfig.from_dict(raw)
     assert (config.zone, config.holdout_fraction, config.device, config.exclude) == ("features", 0.2, "auto", [])
     assert config.default_run_name == "customer_features-pytorch-2026-01-02"
+
+
+def test_training_key_follows_inputs_not_run_names():
+    from operators.train_reuse import training_key
+
+    config = {"dataset": "f", "dates": ["2026-11-24"], "params": {"max_depth": 4}, "run_name": "a",
+              "tags": {"skylift.dag_run_id": "r1"}, "lake_root": "file:///lake"}
+    key = training_key(config, ["abc"], None)
+    renamed = {**config, "run_name": "b", "tags": {"skylift.dag_run_id": "r2"}, "lake_root": "s3://lake"}
+    assert training_key(renamed, ["abc"], None) == key
+    assert training_key({**config, "params": {"max_depth": 5}}, ["abc"], None) != key
+    assert training_key(config, ["abd"], None) != key  # a rebuilt feature partition
+    assert training_key(config, ["abc"], "skylift-training:2") != training_key(config, ["abc"], "skylift-training:3")

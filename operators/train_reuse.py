@@ -1,0 +1,68 @@
+"""Skip a training run whose inputs have not changed: same feature partitions, same settings,
+same training code. The earlier MLflow run is reused, so re-running or backfilling a date adds
+no duplicate model versions.
+
+A finished run is marked reusable only after its result is back in the operator: the key tag is
+the commit marker, so a run killed halfway is never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+KEY_TAG = "skylift.training_key"
+RESULT_TAG = "skylift.result"
+MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
+# Run-specific parts of the training config: they name the run, they do not change the model.
+NOT_INPUTS = ("run_name", "tags", "lake_root")
+TRAINING_CODE = Path(__file__).resolve().parent.parent / "include" / "training"
+
+
+def training_key(config: dict[str, Any], fingerprints: list[str], image: str | None) -> str:
+    """What a model is built from. In a pod the image carries the code; locally, the source does."""
+    body = {
+        "config": {k: v for k, v in config.items() if k not in NOT_INPUTS},
+        "features": fingerprints,
+        "code": image if image else _source_digest(),
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(TRAINING_CODE.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def find_reusable(client: Any, experiment: str, key: str) -> dict[str, Any] | None:
+    """The result of the latest finished run built from `key` whose model still exists."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id], filter_string=f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=5)
+    for run in runs:
+        try:
+            result = json.loads(run.data.tags[RESULT_TAG])
+            client.get_logged_model(result["model_id"])  # deleted models are not reused
+        except (KeyError, ValueError, MlflowException):
+            continue
+        return result
+    return None
+
+
+def mark_reusable(client: Any, result: dict[str, Any], key: str) -> bool:
+    """Record the result on its run, then the key. False when the result is too large for a tag."""
+    document = json.dumps(result, sort_keys=True)
+    if len(document) > MAX_TAG_CHARS:
+        return False
+    client.set_tag(result["run_id"], RESULT_TAG, document)
+    client.set_tag(result["run_id"], KEY_TAG, key)
+    return True
