@@ -84,5 +84,9 @@ class FeaturesOperator(SkyliftOperator):
         with self.lake.local_files("validated", self.source_dataset, dates) as files:
             frames = [spark.read.parquet(*files[day]).withColumn("ds", F.lit(day)) for day in dates]
             activity = reduce(lambda a, b: a.unionByName(b), frames)
-            # One file per partition keeps small daily outputs tidy.
-            job(activity, ds).coalesce(1).write.mode("overwrite").parquet(str(out))
+            features = job(activity, ds)
+            # One file per partition keeps small daily outputs tidy. Sorted, so the same rows give
+            # the same bytes whatever order the shuffle returned them in: a rebuild that changes
+            # nothing keeps its fingerprint, and training and scoring downstream stay reusable.
+            orderable = [f.name for f in features.schema.fields if f.dataType.typeName() != "map"]
+            features.coalesce(1).sortWithinPartitions(*orderable).write.mode("overwrite").parquet(str(out))
