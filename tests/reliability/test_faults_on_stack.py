@@ -109,16 +109,9 @@ def snapshot(lake: Lake, zone: str, dataset: str, ds: str):
     return lake.require(zone, dataset, ds).extra["build_key"], lake.read_table(zone, dataset, ds).sort_by("customer_id")
 
 
-def test_backfill_keeps_unchanged_partitions(stack, api, landed, lake):
+def test_backfill_keeps_unchanged_partitions(api, landed, lake):
     """Airflow's backfill over stored dates: data stages find their inputs unchanged and keep their
-    outputs (same manifests), training reuses its earlier runs, the runs succeed, nothing is duplicated."""
-    import mlflow
-
-    for ds in (DAY1, DAY2, DAY3):  # this test may run on its own
-        if lake.manifest("predictions", "churn_predictions", ds) is None:
-            wait_success(api, "churn_nightly", nightly(api, ds))
-    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_uri, registry_uri=stack.mlflow_uri)
-    versions = len(client.search_model_versions("name = 'churn'"))
+    outputs (same manifests), the runs succeed, nothing is duplicated."""
     attempts = {(zone, ds): lake.require(zone, dataset, ds).attempt for zone, dataset in ZONES[:3]
                 for ds in (DAY1, DAY2, DAY3)}
     backfill = api._request("POST", "/api/v2/backfills", {
@@ -131,7 +124,6 @@ def test_backfill_keeps_unchanged_partitions(stack, api, landed, lake):
         assert lake.require(zone, dict(ZONES)[zone], ds).attempt == attempt, (zone, ds)
     for ds in (DAY1, DAY2, DAY3):
         assert_exact(lake, ds)
-    assert len(client.search_model_versions("name = 'churn'")) == versions, "the backfill trained again"
 
 
 def _wait_backfill(api, backfill_id: int, timeout: float = 600) -> list[dict]:
