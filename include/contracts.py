@@ -182,14 +182,10 @@ def _parse_csv(uri: str, data: bytes, contract: Contract) -> pa.Table:
 
 def _csv_header(data: bytes) -> list[str]:
     """Column names from the first non-empty line (the reader skips empty lines too)."""
-    body, start = data.removeprefix(BOM), 0
-    while start < len(body):  # line by line: splitting a whole drop to find its header is slow
-        end = body.find(b"\n", start)
-        end = len(body) if end < 0 else end
-        line = body[start:end].rstrip(b"\r")
+    for raw in io.BytesIO(data.removeprefix(BOM)):  # lazily: splitting a whole drop is slow
+        line = raw.rstrip(b"\r\n")
         if line:
             return next(csv.reader([line.decode()]), [])
-        start = end + 1
     return []
 
 

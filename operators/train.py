@@ -22,6 +22,7 @@ from typing import Any
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 from include.errors import PartitionNotFound, SpecError, TrainingError
+from operators import train_reuse
 from operators.base import date_window, partition_date
 from operators.hooks.lake import LakeHook
 from operators.hooks.mlflow import MlflowHook
@@ -108,14 +109,16 @@ class TrainModelOperator(KubernetesPodOperator):
             limits["nvidia.com/gpu"] = str(gpu)
         return k8s.V1ResourceRequirements(requests={"cpu": self.cpu, "memory": self.memory}, limits=limits)
 
-    def prepare(self, context: Any, settings: Settings) -> dict[str, Any]:
-        """Fill in what depends on the run: image, arguments, environment, GPU count."""
+    def prepare(self, context: Any, settings: Settings) -> tuple[dict[str, Any], str]:
+        """Fill in what depends on the run: image, arguments, environment, GPU count. Returns the
+        training config and its reuse key (what the model would be built from)."""
         from airflow.providers.cncf.kubernetes.backcompat.backwards_compat_converters import convert_env_vars
 
         params = context.get("params") or {}
         gpu = int(params["gpu"]) if params.get("gpu") is not None else self.gpu
         lake_hook = LakeHook(settings.lake_root, settings.lake_conn_id)
-        config = self.training_config(context, settings, lake_hook)
+        fingerprints = self.training_partitions(context, partition_date(context), lake_hook)
+        config = self.training_config(context, settings, list(fingerprints))
         # In a pod that asked for GPUs, no CUDA is an error; locally, use a GPU only if there is one.
         config["device"] = "cuda" if gpu and self.execution == "kubernetes" else "auto"
         self.image = self.image or settings.training_image
@@ -125,12 +128,12 @@ class TrainModelOperator(KubernetesPodOperator):
         # Only non-secret settings go into the pod spec; keys come from `env_from_secret` there.
         public = {k: v for k, v in lake_hook.environment().items() if k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
         self.env_vars = convert_env_vars({**mlflow_env, **public})
-        return config
+        code = self.image if self.execution == "kubernetes" else None
+        return config, train_reuse.training_key(config, list(fingerprints.values()), code)
 
-    def training_config(self, context: Any, settings: Settings, lake_hook: LakeHook) -> dict[str, Any]:
+    def training_config(self, context: Any, settings: Settings, dates: list[str]) -> dict[str, Any]:
         ti = context["ti"]
         ds = partition_date(context)
-        dates = self.training_dates(context, ds, lake_hook)
         params = dict(self.model_params)
         for name in self.tunable:
             if (context.get("params") or {}).get(name) is not None:
@@ -152,8 +155,9 @@ class TrainModelOperator(KubernetesPodOperator):
                      "skylift.ds": ds},
         }
 
-    def training_dates(self, context: Any, ds: str, lake_hook: LakeHook) -> list[str]:
-        """Feature partitions to train on: the trigger form's date range, else the window ending at ds."""
+    def training_partitions(self, context: Any, ds: str, lake_hook: LakeHook) -> dict[str, str]:
+        """Feature partitions to train on, date -> fingerprint: the trigger form's date range, else
+        the window ending at ds."""
         params = context.get("params") or {}
         start, end = params.get("train_start"), params.get("train_end")
         if start or end:
@@ -167,20 +171,14 @@ class TrainModelOperator(KubernetesPodOperator):
         dates = [d for d in wanted if lake.manifest("features", self.dataset, d) is not None]
         if not dates:
             raise PartitionNotFound(f"no features/{self.dataset} partitions between {wanted[0]} and {wanted[-1]}")
-        for day in dates:
-            lake.require_fresh("features", self.dataset, day)  # never train on withdrawn data
-        return dates
+        # never train on withdrawn data
+        return {day: lake.require_fresh("features", self.dataset, day).fingerprint for day in dates}
 
     # ---- running ---------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
-        from operators import train_reuse
-
         settings = Settings.resolve()
-        config = self.prepare(context, settings)
+        config, key = self.prepare(context, settings)
         mlflow_hook = MlflowHook(settings.mlflow_tracking_uri)
-        lake = LakeHook(settings.lake_root, settings.lake_conn_id).get_lake()
-        fingerprints = [lake.require("features", self.dataset, d).fingerprint for d in config["dates"]]
-        key = train_reuse.training_key(config, fingerprints, self.image if self.execution == "kubernetes" else None)
         result = self.earlier_result(context, mlflow_hook, config["experiment"], key)
         if result is None:
             result = super().execute(context) if self.execution == "kubernetes" else self.run_locally(context, settings)
@@ -197,8 +195,6 @@ class TrainModelOperator(KubernetesPodOperator):
     def earlier_result(self, context: Any, mlflow_hook: MlflowHook, experiment: str, key: str) -> dict | None:
         """An earlier finished run built from the same inputs, unless this DAG always trains or
         the run asked for a rebuild."""
-        from operators import train_reuse
-
         if not self.reuse_unchanged or (context.get("params") or {}).get("rebuild"):
             return None
         result = train_reuse.find_reusable(mlflow_hook.client, experiment, key)
