@@ -37,3 +37,7 @@ class TrainingError(SkyliftError):
 
 class RegistryError(SkyliftError):
     """The model registry is missing a model, version or alias a stage needs."""
+
+
+class LabelError(SkyliftError, ValueError):
+    """Label rows cannot be joined to features: duplicates, a label inside the features, bad dates."""
