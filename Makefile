@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(PY) -m operators.cli demo
 
 test: $(STAMP)
+	bash tests/tools/ensure_postgres.sh
+	bash tests/tools/ensure_chromium.sh
 	$(PY) -m pytest tests
 
 bench: $(STAMP)
