@@ -15,6 +15,11 @@ class ContractError(SkyliftError, ValueError):
     """A source drop breaks its declared schema; the message names the file, column and rows."""
 
 
+class IncompleteDrop(ContractError):
+    """A source drop is not whole yet (no completion marker, files missing or still changing);
+    the message names the folder and what is missing. Re-running once the upload is done helps."""
+
+
 class ValidationFailed(SkyliftError):
     """A validation suite failed under the `fail` policy (or quarantined too many rows)."""
 
@@ -31,6 +36,25 @@ class StalePartition(LakeError):
     """A partition was built from inputs that were withdrawn or rebuilt since."""
 
 
+class DamagedPartition(LakeError):
+    """A published partition no longer matches its manifest (a file rewritten, truncated or deleted in
+    place), or its manifest is unreadable. Carries the partition and each problem found."""
+
+    def __init__(self, partition: str, problems: tuple[str, ...] | list[str]) -> None:
+        self.partition = partition
+        self.problems = tuple(problems)
+        super().__init__(f"{partition} is damaged: {'; '.join(self.problems)}; re-run the stage that writes it "
+                         "for this date: a retry rebuilds damaged outputs")
+
+    def __reduce__(self):  # keep it picklable (Airflow ships exceptions between processes)
+        return type(self), (self.partition, self.problems)
+
+
+class PublishConflict(LakeError):
+    """Another writer published the same partition while this attempt was writing it; this attempt
+    published nothing."""
+
+
 class TrainingError(SkyliftError):
     """The training entrypoint failed or returned no result."""
 
@@ -41,3 +65,15 @@ class RegistryError(SkyliftError):
 
 class LabelError(SkyliftError, ValueError):
     """Label rows cannot be joined to features: duplicates, a label inside the features, bad dates."""
+
+
+class SampleDataError(SkyliftError, ValueError):
+    """A sample-data generator was asked for data it does not have (a missing package, a day outside it)."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The model registry could not be read or written (server down, database locked); retry later."""
+
+
+class ModelVersionMissing(RegistryError):
+    """An alias or a record names a model version that no longer exists."""
