@@ -25,36 +25,64 @@ def load_job(path: str):
     return func
 
 
+def check_job_arguments(job: Any, path: str, sources: list[str]) -> None:
+    """The job must take each source by name, plus `ds`: say which names do not fit, before Spark starts."""
+    try:
+        inspect.signature(job).bind(**dict.fromkeys(sources), ds=None)
+    except TypeError as exc:
+        params = list(inspect.signature(job).parameters)
+        raise SpecError(f"feature job {path!r} takes {params}, but it is called with the sources {sources} and "
+                        f"'ds' as keyword arguments ({exc}); name the job's parameters after the sources") from exc
+
+
 class FeaturesOperator(SkyliftOperator):
     """Read `validated/<source>` for the window ending at the run's date, call the job, and
     publish `features/<dataset>` for that date. Days missing in the window are skipped (and
-    recorded); the run's own day must be there.
+    recorded); the run's own day must be there. With `sources`, every source is read and handed
+    to the job by name (`build(activity=..., ds=...)`); a label source is never among them.
     """
 
     ui_color = "#e9e2f7"
 
-    def __init__(self, *, job: str, source_dataset: str, dataset: str, lookback_days: int = 7, **kwargs: Any) -> None:
+    def __init__(self, *, job: str, source_dataset: str | None = None, dataset: str,
+                 sources: dict[str, str] | None = None, lookback_days: int = 7, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if (source_dataset is None) == (sources is None):
+            raise SpecError("give the feature job either one source_dataset (passed positionally) or sources "
+                            "(name -> dataset, passed as keyword arguments)")
         self.job = job
         self.source_dataset = source_dataset
+        # Keyword name -> validated dataset; None: the one source is the job's first positional argument.
+        self.sources = dict(sources) if sources is not None else None
         self.dataset = dataset
         self.lookback_days = lookback_days
+
+    @property
+    def datasets(self) -> dict[str, str]:
+        return self.sources if self.sources is not None else {"": self.source_dataset}
 
     def execute(self, context: Any) -> dict[str, Any]:
         ds = partition_date(context)
         window = date_window(ds, self.lookback_days)
-        manifests = {d: self.lake.manifest("validated", self.source_dataset, d) for d in window}
-        present = [d for d in window if manifests[d] is not None]
-        if manifests[ds] is None:
-            raise PartitionNotFound(
-                f"validated/{self.source_dataset}/ds={ds} does not exist: the day's data was not ingested "
-                "or did not pass validation"
-            )
-        missing = sorted(set(window) - set(present))
-        if missing:
-            self.log.warning("look-back window lacks %d day(s): %s", len(missing), ", ".join(missing))
         job = load_job(self.job)
-        key = self.build_key([manifests[d].fingerprint for d in present], job=self.job, window=window,
+        if self.sources is not None:
+            check_job_arguments(job, self.job, list(self.sources))
+        # source name -> (date -> manifest) of the days present in the window
+        found, missing = {}, []
+        for name, dataset in self.datasets.items():
+            manifests = {d: self.lake.manifest("validated", dataset, d) for d in window}
+            if manifests[ds] is None:
+                raise PartitionNotFound(
+                    f"validated/{dataset}/ds={ds} does not exist: the day's data was not ingested "
+                    "or did not pass validation"
+                )
+            found[name] = {d: m for d, m in manifests.items() if m is not None}
+            missing += [f"{dataset}/{d}" for d in window if manifests[d] is None]
+        if missing:
+            self.log.warning("look-back window lacks %d partition(s): %s", len(missing), ", ".join(missing))
+        present = sorted({d for days in found.values() for d in days})
+        inputs = [m for days in found.values() for m in days.values()]
+        key = self.build_key([m.fingerprint for m in inputs], job=self.job, window=window,
                              code=file_digest(inspect.getsourcefile(job)))
         kept = self.unchanged(context, "features", self.dataset, ds, key)
         if kept is not None:
@@ -62,11 +90,11 @@ class FeaturesOperator(SkyliftOperator):
         spark_hook = SparkHook(self.settings.spark_master, app_name=f"skylift-{self.pipeline}-features")
         with spark_hook.session() as spark, tempfile.TemporaryDirectory(prefix="skylift-features-") as tmp:
             out = Path(tmp) / "out"
-            self._run_job(spark, job, present, ds, out)
+            self._run_job(spark, job, {name: sorted(days) for name, days in found.items()}, ds, out)
             with self.lake.publish(
                 "features", self.dataset, ds,
                 run_id=context["ti"].run_id,
-                inputs=[manifests[d].as_input() for d in present],
+                inputs=[m.as_input() for m in inputs],
                 extra={"job": self.job, "window": window, "missing_days": missing, "build_key": key},
             ) as writer:
                 for part in sorted(out.glob("part-*.parquet")):
@@ -75,16 +103,20 @@ class FeaturesOperator(SkyliftOperator):
         self.log.info("features/%s/ds=%s: %d rows from %d day(s)", self.dataset, ds, rows, len(present))
         return {"ds": ds, "rows": rows, "days": present}
 
-    def _run_job(self, spark: Any, job: Any, dates: list[str], ds: str, out: Path) -> None:
+    def _run_job(self, spark: Any, job: Any, dates: dict[str, list[str]], ds: str, out: Path) -> None:
+        from contextlib import ExitStack
         from functools import reduce
 
         from pyspark.sql import functions as F
 
         # The files must stay in place until the write below has run: Spark reads lazily.
-        with self.lake.local_files("validated", self.source_dataset, dates) as files:
-            frames = [spark.read.parquet(*files[day]).withColumn("ds", F.lit(day)) for day in dates]
-            activity = reduce(lambda a, b: a.unionByName(b), frames)
-            features = job(activity, ds)
+        with ExitStack() as stack:
+            frames = {}
+            for name, dataset in self.datasets.items():
+                files = stack.enter_context(self.lake.local_files("validated", dataset, dates[name]))
+                days = [spark.read.parquet(*files[day]).withColumn("ds", F.lit(day)) for day in dates[name]]
+                frames[name] = reduce(lambda a, b: a.unionByName(b), days)
+            features = job(frames[""], ds) if self.sources is None else job(**frames, ds=ds)
             # One file per partition keeps small daily outputs tidy. Sorted, so the same rows give
             # the same bytes whatever order the shuffle returned them in: a rebuild that changes
             # nothing keeps its fingerprint, and training and scoring downstream stay reusable.

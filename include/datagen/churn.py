@@ -5,7 +5,11 @@ more support tickets and miss more payments, so both the churn label (`churned`)
 spend over the next 30 days (`next_30d_spend`) are learnable from a few days of activity.
 The same seed, customer count and date always give byte-identical files.
 
-    python -m include.datagen.churn --out .demo/drops --end 2026-11-24 --days 7
+Outcomes are not in the activity drops: they arrive later, as upstream systems learn them. The
+label drop of day L (`labels/<L>/churn_labels.csv`, `spend_labels/<L>/spend_labels.csv`) holds
+the outcomes of feature day L - delay_days, named by its `as_of` column.
+
+    python -m include.datagen.churn --out .demo/drops --end 2026-11-24 --days 10 --delay-days 3
 """
 
 from __future__ import annotations
@@ -60,7 +64,6 @@ def daily_activity(base: pd.DataFrame, day: date, seed: int) -> pd.DataFrame:
     failures = rng.poisson(0.02 + 0.25 * base.churn_p * (base.plan_idx == 0))
     price = PLAN_PRICE[base.plan_idx]
     charges = np.round(price * (1 + 0.1 * rng.standard_normal(n).clip(-1, 1)), 2)
-    spend = price * (1 - base.churn_p) * (1.5 + 0.3 * base.engagement) + rng.normal(0, 1.5, size=n)
     return pd.DataFrame(
         {
             "customer_id": base.customer_id,
@@ -72,18 +75,31 @@ def daily_activity(base: pd.DataFrame, day: date, seed: int) -> pd.DataFrame:
             "minutes_watched": minutes,
             "support_tickets": tickets,
             "payment_failures": failures,
-            "churned": base.churned.map({True: "true", False: "false"}),
-            "next_30d_spend": np.round(np.maximum(spend, 0.0), 2),
         }
     )
 
 
-def write_drop(frame: pd.DataFrame, folder: Path, fmt: str = "csv") -> Path:
+def churn_labels(base: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Whether each customer churned within 30 days of feature day `as_of`."""
+    return pd.DataFrame({"customer_id": base.customer_id, "as_of": as_of.isoformat(),
+                         "churned": base.churned.map({True: "true", False: "false"})})
+
+
+def spend_labels(base: pd.DataFrame, as_of: date, seed: int) -> pd.DataFrame:
+    """Each customer's spend over the 30 days after feature day `as_of`."""
+    rng = np.random.default_rng([seed, 2, (as_of - EPOCH).days])
+    price = PLAN_PRICE[base.plan_idx]
+    spend = price * (1 - base.churn_p) * (1.5 + 0.3 * base.engagement) + rng.normal(0, 1.5, size=len(base))
+    return pd.DataFrame({"customer_id": base.customer_id, "as_of": as_of.isoformat(),
+                         "next_30d_spend": np.round(np.maximum(spend, 0.0), 2)})
+
+
+def write_drop(frame: pd.DataFrame, folder: Path, fmt: str = "csv", name: str = "activity") -> Path:
     """Write a drop as the upstream system would: one file per day, written whole then renamed."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}[fmt]
-    target = folder / f"activity.{suffix}"
-    tmp = folder / f".activity.{suffix}.tmp"
+    target = folder / f"{name}.{suffix}"
+    tmp = folder / f".{name}.{suffix}.tmp"
     if fmt == "csv":
         frame.to_csv(tmp, index=False)
     elif fmt == "jsonl":
@@ -104,16 +120,37 @@ def generate(out: Path, end: date, days: int, n_customers: int = 5000, seed: int
     return written
 
 
+def generate_labels(drops: Path, end: date, days: int, delay_days: int = 3, n_customers: int = 5000,
+                    seed: int = 7) -> list[Path]:
+    """Label drops for the same `days` ending at `end`, under the drops root: the drop of day L
+    holds the outcomes of feature day L - delay_days (days whose outcomes are not known by `end`
+    get none)."""
+    base = customers(n_customers, seed)
+    written = []
+    for offset in range(days - 1 - delay_days, -1, -1):
+        arrival = end - timedelta(days=offset)
+        as_of = arrival - timedelta(days=delay_days)
+        written.append(write_drop(churn_labels(base, as_of), drops / "labels" / arrival.isoformat(),
+                                  name="churn_labels"))
+        written.append(write_drop(spend_labels(base, as_of, seed), drops / "spend_labels" / arrival.isoformat(),
+                                  name="spend_labels"))
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder to write <date>/activity.<fmt> into")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="drops root: writes activity/<date>/activity.<fmt> and the label drops")
     parser.add_argument("--end", type=date.fromisoformat, required=True, help="last date (YYYY-MM-DD)")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv")
+    parser.add_argument("--delay-days", type=int, default=3, help="days until a feature day's outcomes land")
     args = parser.parse_args(argv)
-    for path in generate(args.out, args.end, args.days, args.customers, args.seed, args.format):
+    for path in generate(args.out / "activity", args.end, args.days, args.customers, args.seed, args.format):
+        print(path)
+    for path in generate_labels(args.out, args.end, args.days, args.delay_days, args.customers, args.seed):
         print(path)
 
 

@@ -9,7 +9,8 @@ PLANS = ("basic", "standard", "premium")
 
 
 def build(activity: DataFrame, ds: str) -> DataFrame:
-    """One row per customer seen on `ds`: usage aggregates, recent trend, plan, and the labels."""
+    """One row per customer seen on `ds`: usage aggregates, recent trend and plan. No outcome:
+    labels arrive later in their own source and are joined at training time."""
     window = activity.groupBy("customer_id").agg(
         F.count("*").alias("days_seen"),
         F.avg("sessions").alias("sessions_mean"),
@@ -26,8 +27,6 @@ def build(activity: DataFrame, ds: str) -> DataFrame:
         "tenure_days",
         "monthly_charges",
         *[(F.col("plan") == plan).cast("int").alias(f"plan_{plan}") for plan in PLANS],
-        F.col("churned").cast("int").alias("churned"),
-        "next_30d_spend",
     )
     return (
         today.join(window, "customer_id", "inner")

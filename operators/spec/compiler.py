@@ -16,7 +16,7 @@ import yaml
 from airflow.sdk import DAG, Asset, BaseOperator, Param, get_parsing_context
 
 from operators.spec.loader import load_spec
-from operators.spec.models import STAGES, DagSpec, PipelineSpec
+from operators.spec.models import STAGES, DagSpec, PipelineSpec, SourceBinding
 
 # stage -> the stages it runs after (when both are in the same DAG)
 FOLLOWS: dict[str, tuple[str, ...]] = {
@@ -27,8 +27,16 @@ FOLLOWS: dict[str, tuple[str, ...]] = {
     "register": ("train",),
     "deploy": ("register",),
     "score": ("deploy", "features"),
+    "evaluate": ("score",),
 }
+# Stages that run once per source (tasks `<stage>_<source>`, or `<stage>` for the one-source shorthand).
+PER_SOURCE = ("ingest", "validate")
 ASSET_SCHEDULE = "on_new_features"
+
+
+def evaluations_asset(spec: PipelineSpec) -> Asset:
+    return Asset(name=f"skylift.evaluations.{spec.evaluations_dataset}",
+                 uri=f"skylift://lake/evaluations/{spec.evaluations_dataset}")
 
 
 def stage_order(stages: list[str]) -> list[str]:
@@ -61,7 +69,7 @@ def dags_from_spec_file(spec_file: str | Path) -> dict[str, DAG]:
 
 
 def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) -> DAG:
-    stages = stage_order(dag_spec.stage_list)
+    stages = stage_order(spec.dag_stages(dag_spec))
     dag = DAG(
         dag_id=f"{spec.pipeline}_{name}",
         description=dag_spec.description or f"{spec.description} ({name}: {', '.join(stages)})",
@@ -77,13 +85,36 @@ def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) ->
     )
     with dag:
         tasks: dict[str, BaseOperator] = {}
+        landed: dict[str, BaseOperator] = {}  # source name -> its last task (validate, else ingest)
         for stage in stages:
+            if stage in PER_SOURCE:
+                for binding in spec.source_bindings:
+                    if stage == "validate" and binding.validate is None:
+                        continue
+                    task = create_source_task(spec, stage, binding)
+                    if binding.name in landed:
+                        landed[binding.name] >> task
+                    landed[binding.name] = task
+                continue
             # A DAG run only by hand always trains: someone asked for a new model.
             tasks[stage] = create_task(spec, stage, stages, reuse_training=dag_spec.schedule is not None)
             for before in FOLLOWS[stage]:
                 if before in tasks:
                     tasks[before] >> tasks[stage]
+            for source_name in _sources_read_by(spec, stage):
+                if source_name in landed:
+                    landed[source_name] >> tasks[stage]
     return dag
+
+
+def _sources_read_by(spec: PipelineSpec, stage: str) -> list[str]:
+    """The sources whose day must have landed before `stage` runs: features read the feature
+    sources; training and evaluation read the label source."""
+    if stage == "features":
+        return [b.name for b in spec.feature_sources]
+    if stage in ("train", "evaluate") and spec.labels is not None:
+        return [spec.labels.source]
+    return []
 
 
 def _schedule(spec: PipelineSpec, dag_spec: DagSpec) -> Any:
@@ -120,18 +151,14 @@ def build_params(spec: PipelineSpec, dag_spec: DagSpec, stages: list[str]) -> di
 def create_task(spec: PipelineSpec, stage: str, stages: list[str], reuse_training: bool = True) -> BaseOperator:
     """The one place that maps a stage of the spec to its operator."""
     common = {"task_id": stage, "pipeline": spec.pipeline}
-    if stage == "ingest":
-        return _ingest(spec, common)
-    if stage == "validate":
-        from operators.validate import ValidateOperator
-
-        v = spec.validate_
-        return ValidateOperator(suite_file=v.suite, dataset=spec.raw_dataset, on_failure=v.on_failure,
-                                max_quarantine_share=v.max_quarantine_share, **common)
+    if stage in PER_SOURCE:
+        raise ValueError(f"stage {stage!r} runs once per source: use create_source_task")
     if stage == "features":
         from operators.features import FeaturesOperator
 
-        return FeaturesOperator(job=spec.features.job, source_dataset=spec.raw_dataset,
+        # The shorthand's job takes its one source positionally; with `sources:` each is a keyword.
+        named = {b.name: b.dataset for b in spec.feature_sources} if spec.sources is not None else None
+        return FeaturesOperator(job=spec.features.job, source_dataset=spec.raw_dataset, sources=named,
                                 dataset=spec.features_dataset, lookback_days=spec.features.lookback_days,
                                 outlets=[features_asset(spec)], **common)
     if stage == "train":
@@ -146,24 +173,51 @@ def create_task(spec: PipelineSpec, stage: str, stages: list[str], reuse_trainin
     if stage == "score":
         from operators.score import BatchScoreOperator
 
+        extra: dict[str, Any] = {}
+        if spec.labels is not None and "deploy" in stages:
+            # Nights before enough outcomes have landed train nothing; the day is still scored with
+            # the champion there is, and skipped (not failed) while there is none yet.
+            extra = {"trigger_rule": "none_failed", "skip_without_champion": True}
         return BatchScoreOperator(model_name=spec.register_.model_name, features_dataset=spec.features_dataset,
                                   dataset=spec.predictions_dataset, key=spec.train.key, engine=spec.score.engine,
-                                  outlets=[predictions_asset(spec)], **common)
+                                  outlets=[predictions_asset(spec)], **extra, **common)
+    if stage == "evaluate":
+        from operators.evaluate import EvaluateOperator
+
+        labels = spec.labels
+        return EvaluateOperator(model_name=spec.register_.model_name, predictions_dataset=spec.predictions_dataset,
+                                labels_dataset=spec.label_source.dataset, dataset=spec.evaluations_dataset,
+                                label_column=labels.column, key=labels.key, as_of=labels.as_of,
+                                delay_days=labels.delay_days, task=spec.train.task,
+                                trigger_rule="none_failed", outlets=[evaluations_asset(spec)], **common)
     raise ValueError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
 
 
-def _ingest(spec: PipelineSpec, common: dict[str, Any]) -> BaseOperator:
+def create_source_task(spec: PipelineSpec, stage: str, binding: SourceBinding) -> BaseOperator:
+    """Ingest or validate one source into raw/<dataset> or validated/<dataset>."""
+    common = {"task_id": binding.task_id(stage), "pipeline": spec.pipeline}
+    if stage == "ingest":
+        return _ingest(binding, common)
+    from operators.validate import ValidateOperator
+
+    v = binding.validate
+    return ValidateOperator(suite_file=v.suite, dataset=binding.dataset, on_failure=v.on_failure,
+                            max_quarantine_share=v.max_quarantine_share, **common)
+
+
+def _ingest(binding: SourceBinding, common: dict[str, Any]) -> BaseOperator:
     from operators.ingest import IngestOperator
 
-    source = spec.source
+    source = binding.spec
     task = IngestOperator(source_uri=source.uri, source_format=source.format, schema_file=source.schema_,
-                          dataset=spec.raw_dataset, **common)
+                          dataset=binding.dataset, **common)
     if source.wait:
         from operators.sensors import DropSensor
 
-        sensor = DropSensor(task_id="wait_for_drop", source_uri=source.uri, source_format=source.format,
+        sensor = DropSensor(task_id=binding.task_id("wait_for_drop"), source_uri=source.uri,
+                            source_format=source.format,
                             poke_interval=source.wait.poke_seconds, timeout=source.wait.timeout_minutes * 60,
-                            deferrable=True, pipeline=spec.pipeline)
+                            deferrable=True, pipeline=common["pipeline"])
         sensor >> task
     return task
 
