@@ -7,6 +7,16 @@ at the source.
 Rows are numbered the way a person finds them in the file: for CSV and JSON lines a row number
 is the line number in the file (the CSV header is line 1, blank lines count); for Parquet it is
 the row's position, from 1.
+
+Missing values and infinities in float columns: NaN (`nan`, `NaN`, a Parquet or JSON NaN) is a
+missing value like an empty cell, so it becomes null and `nullable: false` refuses it. An
+infinity (`inf`, `-inf`, `Infinity`) is not a measurement: it is refused unless the column sets
+`allow_infinity: true`. Both read paths (typed and text) apply the same rule.
+
+Under the `quarantine` policy (`on_row_error="quarantine"`), rows whose cells break the
+contract (unparseable, infinite, or null where the column is required) are set aside as
+`Rejected` rows with their original text and reasons instead of failing the drop. Problems of
+the file as a whole (columns, encoding, syntax, duplicate keys) always fail.
 """
 
 from __future__ import annotations
@@ -48,10 +58,15 @@ class Column:
     name: str
     type: str
     nullable: bool = True
+    allow_infinity: bool = False  # only meaningful for float columns
 
     @property
     def arrow_type(self) -> pa.DataType:
         return TYPES[self.type]
+
+    @property
+    def is_float(self) -> bool:
+        return pa.types.is_floating(self.arrow_type)
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,11 @@ class Contract:
             if type_name not in TYPES:
                 raise ContractError(
                     f"{where}: column {name!r} has unknown type {type_name!r}; use one of {sorted(TYPES)}")
-            columns.append(Column(name=name, type=type_name, nullable=bool(spec.get("nullable", True))))
+            allow_infinity = bool(spec.get("allow_infinity", False))
+            if allow_infinity and not pa.types.is_floating(TYPES[type_name]):
+                raise ContractError(f"{where}: column {name!r} sets allow_infinity but is {type_name}, not a float")
+            columns.append(Column(name=name, type=type_name, nullable=bool(spec.get("nullable", True)),
+                                  allow_infinity=allow_infinity))
         if not columns:
             raise ContractError(f"{where}: declares no columns")
         key = tuple(body.get("key") or ())
@@ -112,26 +131,74 @@ class SourceFile:
         return {"source": self.uri, "sha256": self.sha256, "bytes": self.bytes}
 
 
-def read_drop(files: list[tuple[str, bytes]], fmt: str, contract: Contract) -> tuple[pa.Table, list[SourceFile]]:
+@dataclass(frozen=True)
+class Rejected:
+    """A row set aside by the contract: where it is, why, and its cells as the drop wrote them."""
+
+    source: str  # the file's URI
+    row: int  # numbered as in error messages (line in the file, or position from 1 in Parquet)
+    reasons: tuple[str, ...]  # e.g. "contract: sessions expects int32"
+    values: dict[str, str | None]  # the contract's columns, as text
+
+    def as_record(self) -> dict[str, Any]:
+        return {"source": self.source, "row": self.row, "reasons": list(self.reasons), "values": self.values}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Rejected:
+        return cls(source=record["source"], row=int(record["row"]), reasons=tuple(record["reasons"]),
+                   values=dict(record["values"]))
+
+
+@dataclass(frozen=True)
+class DropRead:
+    """A drop held to its contract: the good rows (typed), the files read, the rows set aside."""
+
+    table: pa.Table
+    sources: list[SourceFile]
+    rejected: tuple[Rejected, ...] = ()
+
+
+ROW_POLICIES = ("fail", "quarantine")
+
+
+def read_drop(files: list[tuple[str, bytes]], fmt: str, contract: Contract,
+              on_row_error: str = "fail", date_column: str | None = None, ds: str | None = None) -> DropRead:
     """Read every file of a drop, enforce the contract, and return one table plus file checksums.
 
     `files` holds (uri, content) pairs, so the caller decides where bytes come from (disk, S3).
+    `on_row_error="quarantine"` sets rows with bad cells aside (see `Rejected`) instead of failing.
+    With `date_column`, every row must hold the partition date `ds` there (`check_partition_date`).
     """
     if fmt not in FORMATS:
         raise ContractError(f"unknown source format {fmt!r}; use one of {sorted(FORMATS)}")
+    if on_row_error not in ROW_POLICIES:
+        raise ContractError(f"unknown row error policy {on_row_error!r}; use one of {list(ROW_POLICIES)}")
     if not files:
         raise ContractError("the drop holds no files")
-    tables, sources, origins = [], [], []
+    quarantine = on_row_error == "quarantine"
+    tables, sources, origins, rejected = [], [], [], []
     for uri, data in sorted(files):
         sources.append(SourceFile(uri=uri, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data)))
         table, rows = _parse(uri, data, fmt, contract)
-        tables.append(conform(table, contract, uri, rows=rows))
-        origins.append((uri, rows, table.num_rows))
+        checked = _conform(table, contract, uri, rows, quarantine)
+        if checked.rejected and fmt == "csv" and not _all_text(table):
+            # The typed read lost the text of the rejected cells: read it again as text to keep it.
+            table, rows = _parse_csv(uri, data, contract, typed=False), _LineNumbers(data, skip=1)
+            checked = _conform(table, contract, uri, rows, quarantine)
+        tables.append(checked.table)
+        origins.append((uri, checked.rows, checked.table.num_rows))
+        rejected.extend(checked.rejected)
     table = pa.concat_tables(tables)
-    if table.num_rows == 0:
+    if table.num_rows == 0 and not rejected:
         raise ContractError(f"the drop is empty: {len(files)} file(s), 0 rows ({', '.join(u for u, _ in files)})")
+    if date_column:
+        check_partition_date(table, date_column, ds, origins)
     check_key(table, contract, ", ".join(s.uri for s in sources), origins=origins)
-    return table, sources
+    return DropRead(table=table, sources=sources, rejected=tuple(rejected))
+
+
+def _all_text(table: pa.Table) -> bool:
+    return all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in table.schema.types)
 
 
 def _parse(uri: str, data: bytes, fmt: str, contract: Contract) -> tuple[pa.Table, RowNumbers]:
@@ -150,7 +217,7 @@ def _parse(uri: str, data: bytes, fmt: str, contract: Contract) -> tuple[pa.Tabl
         raise ContractError(f"{uri}: cannot be read as parquet (truncated or corrupt?): {exc}") from exc
 
 
-def _parse_csv(uri: str, data: bytes, contract: Contract) -> pa.Table:
+def _parse_csv(uri: str, data: bytes, contract: Contract, typed: bool = True) -> pa.Table:
     import pyarrow.csv as pacsv
 
     _check_utf8(uri, data, csv_header=True)
@@ -158,7 +225,7 @@ def _parse_csv(uri: str, data: bytes, contract: Contract) -> pa.Table:
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise ContractError(f"{uri}: the header names column(s) {duplicated} more than once")
-    if sorted(header) == sorted(contract.names):
+    if typed and sorted(header) == sorted(contract.names):
         # Fast path: a good drop is read with its declared types in one pass. Anything Arrow
         # refuses falls through to the text read below, whose casts name the offending rows.
         try:
@@ -306,11 +373,57 @@ class _LineNumbers:
 
 def conform(table: pa.Table, contract: Contract, uri: str, first_row: int = 1,
             rows: RowNumbers | None = None) -> pa.Table:
-    """Check columns, cast to declared types and check nullability.
-
-    Rows are numbered from `first_row`, or by `rows` (position in `table` -> number in messages).
+    """Check columns, cast to declared types and check nullability and infinities; raise on the
+    first problem. Rows are numbered from `first_row`, or by `rows` (position -> number in messages).
     """
-    number = rows or (lambda index: first_row + index)
+    return _conform(table, contract, uri, rows or (lambda index: first_row + index), quarantine=False).table
+
+
+@dataclass(frozen=True)
+class _Conformed:
+    table: pa.Table  # the good rows, typed
+    rows: RowNumbers  # position in `table` -> row number in the file
+    rejected: list[Rejected]
+
+
+@dataclass(frozen=True)
+class _CellProblem:
+    """Cells of one column that break the contract, found by one check."""
+
+    column: Column
+    positions: list[int]
+    reason: str  # per row, in `Rejected.reasons`
+    message: str  # the whole error, under the `fail` policy
+
+
+def _conform(table: pa.Table, contract: Contract, uri: str, number: RowNumbers, quarantine: bool) -> _Conformed:
+    _check_columns(table, contract, uri)
+    arrays, problems = [], []
+    for column in contract.columns:
+        values, found = _check_column(table.column(column.name), column, uri, number, limit=None if quarantine
+                                      else MAX_SHOWN)
+        if found and not quarantine:
+            raise ContractError(found[0].message)
+        arrays.append(values)
+        problems.extend(found)
+    if not problems:
+        return _Conformed(pa.Table.from_arrays(arrays, schema=contract.arrow_schema), number, [])
+    reasons: dict[int, list[str]] = {}
+    for problem in problems:
+        for position in problem.positions:
+            reasons.setdefault(position, []).append(problem.reason)
+    bad = sorted(reasons)
+    keep = pc.invert(pc.is_in(pa.array(range(table.num_rows), pa.int64()), pa.array(bad, pa.int64())))
+    good = pa.Table.from_arrays([pc.filter(a, keep) for a in arrays], schema=contract.arrow_schema)
+    kept = _positions(keep, None)
+    text = {c.name: table.column(c.name).take(pa.array(bad)).to_pylist() for c in contract.columns}
+    rejected = [Rejected(source=uri, row=number(position), reasons=tuple(reasons[position]),
+                         values={name: _cell_text(cells[i]) for name, cells in text.items()})
+                for i, position in enumerate(bad)]
+    return _Conformed(good, lambda index: number(kept[index]), rejected)
+
+
+def _check_columns(table: pa.Table, contract: Contract, uri: str) -> None:
     present = table.schema.names
     duplicated = sorted({n for n in present if present.count(n) > 1})
     if duplicated:
@@ -323,50 +436,120 @@ def conform(table: pa.Table, contract: Contract, uri: str, first_row: int = 1,
     if extra and not contract.allow_extra_columns:
         raise ContractError(f"{uri}: unexpected column(s) {extra} not in the schema "
                             "(set allow_extra_columns: true in the contract to drop them silently)")
-    arrays = []
-    for column in contract.columns:
-        values = _cast(table.column(column.name), column, uri, number)
-        if not column.nullable and values.null_count:
-            shown = [number(i) for i in pc.indices_nonzero(pc.is_null(values)).to_pylist()[:MAX_SHOWN]]
-            raise ContractError(f"{uri}: column {column.name!r} must not be null; null in row(s) {shown}")
-        arrays.append(values)
-    return pa.Table.from_arrays(arrays, schema=contract.arrow_schema)
 
 
-def _cast(values: pa.ChunkedArray, column: Column, uri: str, number: RowNumbers) -> pa.ChunkedArray:
+def _check_column(values: pa.ChunkedArray, column: Column, uri: str, number: RowNumbers,
+                  limit: int | None) -> tuple[pa.ChunkedArray, list[_CellProblem]]:
+    """The column cast to its type (bad cells null, NaN null) and the problems of its cells, in
+    the order the `fail` policy reports them: unparseable, infinite, then null where required.
+    `limit` caps how many positions each check looks for (all with None).
+    """
+    problems = []
+    typed, unparseable = _cast(values, column, limit)
+    name, where = column.name, f"{uri}: column {column.name!r}"
+    if unparseable:
+        original = values.take(pa.array(unparseable[:MAX_SHOWN])).to_pylist()
+        detail = ", ".join(f"row {number(i)}: {v!r}" for i, v in zip(unparseable, original, strict=False))
+        problems.append(_CellProblem(column, unparseable, f"contract: {name} expects {column.type}",
+                                     f"{where} expects {column.type}, got unparseable value(s) at {detail}"))
+        if limit is not None:  # `fail` reports this first; the column was not cast
+            return values, problems
+    nan: list[int] = []
+    if column.is_float:
+        is_nan = pc.fill_null(pc.is_nan(typed), False)
+        nan = _positions(is_nan, None)
+        if nan:  # NaN is a missing value: stored as null, refused where the column is required
+            typed = pc.if_else(is_nan, pa.scalar(None, typed.type), typed)
+        if not column.allow_infinity:
+            infinite = _positions(pc.fill_null(pc.is_inf(typed), False), limit)
+            if infinite:
+                shown = typed.take(pa.array(infinite[:MAX_SHOWN])).to_pylist()
+                detail = ", ".join(f"row {number(i)}: {v!r}" for i, v in zip(infinite, shown, strict=False))
+                problems.append(_CellProblem(
+                    column, infinite, f"contract: {name} is infinite",
+                    f"{where} expects finite {column.type} values, got infinite value(s) at {detail} "
+                    "(set allow_infinity: true on the column to accept them)"))
+    if not column.nullable:
+        missing = pc.is_null(typed)
+        if unparseable:  # an unparseable cell is reported as such, not again as null
+            missing = pc.and_(missing, pc.invert(pc.is_in(pa.array(range(len(typed)), pa.int64()),
+                                                          pa.array(unparseable, pa.int64()))))
+        nulls = _positions(missing, limit)
+        if nulls:
+            hint = " (NaN counts as null)" if set(nulls[:MAX_SHOWN]) & set(nan) else ""
+            shown = [number(i) for i in nulls[:MAX_SHOWN]]
+            problems.append(_CellProblem(column, nulls, f"contract: {name} must not be null",
+                                         f"{where} must not be null; null in row(s) {shown}{hint}"))
+    return typed, problems
+
+
+def _positions(mask: pa.ChunkedArray | pa.Array, limit: int | None) -> list[int]:
+    if isinstance(mask, pa.ChunkedArray):  # indices_nonzero crashes on a column with no chunks
+        mask = mask.combine_chunks() if mask.num_chunks else pa.array([], pa.bool_())
+    positions = pc.indices_nonzero(mask)
+    return (positions if limit is None else positions.slice(0, limit)).to_pylist()
+
+
+def _cast(values: pa.ChunkedArray, column: Column, limit: int | None) -> tuple[pa.ChunkedArray, list[int]]:
+    """The values cast to the column's type, and the positions of those that do not convert
+    (up to `limit`; null in the result). Empty text is a missing value, not a parse error.
+    """
     target = column.arrow_type
     if values.type == target:
-        return values
+        return values, []
     source = values
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         source = pc.utf8_trim_whitespace(values)
-        # Empty text is a missing value, not a parse error.
         source = pc.if_else(pc.equal(source, ""), pa.scalar(None, values.type), source)
         if target == pa.bool_():
             source = pc.utf8_lower(source)
     try:
-        return pc.cast(source, target, safe=True)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-        original = values.to_pylist()
-        detail = ", ".join(f"row {number(i)}: {original[i]!r}" for i in _first_bad(source, target)) or str(exc)
-        raise ContractError(
-            f"{uri}: column {column.name!r} expects {column.type}, got unparseable value(s) at {detail}"
-        ) from exc
+        return pc.cast(source, target, safe=True), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    if limit is not None:  # the caller only reports them: no need to cast the rest
+        return values, _unparseable(source, target, limit)
+    bad = _unparseable(source, target, None)
+    mask = pc.is_in(pa.array(range(len(source)), pa.int64()), pa.array(bad, pa.int64()))
+    typed = pc.cast(pc.if_else(mask, pa.scalar(None, source.type), source), target, safe=True)
+    return typed, bad
 
 
-def _first_bad(values: pa.ChunkedArray, target: pa.DataType) -> list[int]:
-    """Positions of the first values that do not convert to `target`."""
-    bad = []
-    for i, value in enumerate(values.to_pylist()):
-        if value is None:
-            continue
+def _unparseable(values: pa.ChunkedArray, target: pa.DataType, limit: int | None) -> list[int]:
+    """Positions of the values that do not convert to `target`, found by halving: a slice that
+    casts is clean, so the work grows with the number of bad values, not the column's length.
+    """
+    bad: list[int] = []
+
+    def visit(start: int, length: int) -> None:
+        if limit is not None and len(bad) >= limit:
+            return
         try:
-            pc.cast(pa.array([value]), target, safe=True)
+            pc.cast(values.slice(start, length), target, safe=True)
+            return
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            bad.append(i)
-            if len(bad) == MAX_SHOWN:
-                break
+            pass
+        if length == 1:
+            bad.append(start)
+            return
+        half = length // 2
+        visit(start, half)
+        visit(start + half, length - half)
+
+    if len(values):
+        visit(0, len(values))
     return bad
+
+
+def _cell_text(value: Any) -> str | None:
+    """A cell as text, for rejected rows: text as written, other values as the drop meant them."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def check_key(table: pa.Table, contract: Contract, where: str,
@@ -412,3 +595,61 @@ def _places(table: pa.Table, key: tuple[str, ...], row: dict[str, Any],
     if len({uri for uri, _ in found}) <= 1:
         return "rows " + ", ".join(str(n) for _, n in found)
     return ", ".join(f"{uri.rsplit('/', 1)[-1]} row {n}" for uri, n in found)
+
+
+def check_partition_date(table: pa.Table, column: str, ds: str | None,
+                         origins: list[tuple[str, RowNumbers, int]]) -> None:
+    """Fail unless every value of `column` is the partition date `ds`: a file of another day in
+    this day's folder (yesterday's export uploaded again) must not be ingested as today's.
+    """
+    if column not in table.column_names:
+        raise ContractError(f"date_column {column!r} is not a column of the schema contract; "
+                            f"its columns are {table.column_names}")
+    values = table.column(column)
+    if pa.types.is_timestamp(values.type):
+        values = pc.cast(values, pa.date32())
+    text = pc.cast(values, pa.string())
+    wrong = pc.fill_null(pc.not_equal(text, pa.scalar(ds, pa.string())), True)
+    if not pc.any(wrong).as_py():
+        return
+    offset = 0
+    for uri, number, count in origins:
+        part = wrong.slice(offset, count)
+        if pc.any(part).as_py():
+            positions = pc.indices_nonzero(part).to_pylist()
+            _wrong_date(uri, column, ds, text.slice(offset, count).take(positions).to_pylist(), positions, number)
+        offset += count
+
+
+def _wrong_date(uri: str, column: str, ds: str | None, found: list[str | None], positions: list[int],
+                number: RowNumbers) -> None:
+    by_value: dict[str | None, list[int]] = {}
+    for position, value in zip(positions, found, strict=True):
+        by_value.setdefault(value, []).append(number(position))
+    shown = [f"{_row_ranges(rows)} hold{'s' if len(rows) == 1 else ''} {value or 'no date'}"
+             for value, rows in list(by_value.items())[:MAX_SHOWN]]
+    more = f" (and {len(by_value) - MAX_SHOWN} more values)" if len(by_value) > MAX_SHOWN else ""
+    raise ContractError(f"{uri}: column {column!r} must be {ds} (the partition date) but "
+                        f"{'; '.join(shown)}{more}: {_date_hint(ds, set(by_value))}")
+
+
+def _row_ranges(rows: list[int]) -> str:
+    """`row 5`, `rows 2-1201`, `rows 2-4, 9, 12-30 (and 3 more ranges)`."""
+    ranges: list[list[int]] = []
+    for row in rows:
+        if ranges and row == ranges[-1][1] + 1:
+            ranges[-1][1] = row
+        else:
+            ranges.append([row, row])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges[:MAX_SHOWN])
+    more = f" (and {len(ranges) - MAX_SHOWN} more ranges)" if len(ranges) > MAX_SHOWN else ""
+    return f"{'row' if len(rows) == 1 else 'rows'} {text}{more}"
+
+
+def _date_hint(ds: str | None, found: set[str | None]) -> str:
+    from datetime import date, timedelta
+
+    yesterday = (date.fromisoformat(ds) - timedelta(days=1)).isoformat() if ds else None
+    if found == {yesterday}:
+        return "is this yesterday's drop?"
+    return "is this another day's drop, or a drop in the wrong folder?"

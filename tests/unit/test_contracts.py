@@ -25,7 +25,8 @@ GOOD = b"id,day,n,x,flag\na,2026-11-20,1,0.5,true\nb,2026-11-20,2,,False\n"
 
 
 def read(data: bytes, fmt="csv", name="drop.csv"):
-    return read_drop([(f"file:///drops/{name}", data)], fmt, CONTRACT)
+    drop = read_drop([(f"file:///drops/{name}", data)], fmt, CONTRACT)
+    return drop.table, drop.sources
 
 
 def test_good_csv_is_cast_to_the_declared_types():
@@ -88,3 +89,108 @@ def test_contract_file_errors():
         Contract.from_dict({"columns": {"a": "integer"}})
     with pytest.raises(ContractError, match=r"key column\(s\) \['b'\]"):
         Contract.from_dict({"columns": {"a": "string"}, "key": ["b"]})
+
+
+# ---- NaN and infinities: NaN is a missing value, an infinity is refused unless allowed ----------
+
+FLOATS = Contract.from_dict({
+    "key": ["id"],
+    "columns": {"id": {"type": "string", "nullable": False}, "n": "int32",
+                "x": {"type": "float64", "nullable": False}, "y": "float64"},
+})
+NAN_MESSAGE = r"column 'x' must not be null; null in row\(s\) \[3\] \(NaN counts as null\)"
+INF_MESSAGE = r"column 'x' expects finite float64 values, got infinite value\(s\) at row 3: {}"
+
+
+def read_floats(data: bytes, fmt: str = "csv", name: str = "f.csv", **kwargs):
+    return read_drop([(f"file:///drops/{name}", data)], fmt, FLOATS, **kwargs)
+
+
+def csv_with(cell: str) -> bytes:
+    return f"id,n,x,y\na,1,0.5,1\nb,2,{cell},2\n".encode()
+
+
+def parquet_with(value: float) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"id": ["a", "b"], "n": [1, 2], "x": [0.5, value], "y": [1.0, 2.0]}), sink)
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize("cell,message", [
+    ("nan", NAN_MESSAGE), ("NaN", NAN_MESSAGE), ("NAN", NAN_MESSAGE),
+    ("inf", INF_MESSAGE.format("inf")), ("-inf", INF_MESSAGE.format("-inf")), ("Infinity", INF_MESSAGE.format("inf")),
+])
+def test_nan_and_infinity_in_a_required_float_column_are_refused_by_both_csv_read_paths(cell, message):
+    typed = csv_with(cell)
+    as_text = typed + b"c, 3 ,1,\n"  # a padded int only the text read accepts
+    for data in (typed, as_text):
+        with pytest.raises(ContractError, match="^file:///drops/f.csv: " + message):
+            read_floats(data)
+
+
+@pytest.mark.parametrize("line,message", [
+    ('{"id":"b","n":2,"x":NaN,"y":2}', NAN_MESSAGE.replace("3", "2")),
+    ('{"id":"b","n":2,"x":"nan","y":2}', NAN_MESSAGE.replace("3", "2")),
+    ('{"id":"b","n":2,"x":"-inf","y":2}', INF_MESSAGE.replace("3", "2").format("-inf")),
+    ('{"id":"b","n":2,"x":Infinity,"y":2}', INF_MESSAGE.replace("3", "2").format("inf")),
+])
+def test_nan_and_infinity_in_jsonl(line, message):
+    data = f'{{"id":"a","n":1,"x":0.5,"y":1}}\n{line}\n'.encode()
+    with pytest.raises(ContractError, match="^file:///drops/f.jsonl: " + message):
+        read_floats(data, "jsonl", "f.jsonl")
+
+
+@pytest.mark.parametrize("value,message", [
+    (float("nan"), NAN_MESSAGE.replace("3", "2")),
+    (float("inf"), INF_MESSAGE.replace("3", "2").format("inf")),
+    (float("-inf"), INF_MESSAGE.replace("3", "2").format("-inf")),
+])
+def test_nan_and_infinity_in_parquet(value, message):
+    with pytest.raises(ContractError, match="^file:///drops/f.parquet: " + message):
+        read_floats(parquet_with(value), "parquet", "f.parquet")
+
+
+def test_nan_in_a_nullable_float_column_is_stored_as_null_on_both_read_paths():
+    typed = b"id,n,x,y\na,1,0.5,nan\nb,2,1.5,NaN\n"
+    fast, slow = read_floats(typed).table, read_floats(typed + b"c, 3 ,1,\n").table
+    assert fast.column("y").to_pylist() == [None, None]
+    assert slow.slice(0, 2).equals(fast)
+    assert read_floats(parquet_with(0.5), "parquet", "f.parquet").table.column("y").null_count == 0
+
+
+def test_infinity_is_accepted_where_the_contract_allows_it():
+    contract = Contract.from_dict({"columns": {"x": {"type": "float32", "allow_infinity": True}}})
+    table = read_drop([("f.csv", b"x\ninf\n-inf\nnan\n")], "csv", contract).table
+    assert table.column("x").to_pylist() == [float("inf"), float("-inf"), None]
+    with pytest.raises(ContractError, match="column 'n' sets allow_infinity but is int32, not a float"):
+        Contract.from_dict({"columns": {"n": {"type": "int32", "allow_infinity": True}}})
+
+
+# ---- quarantine: rows with bad cells are set aside with their text and reasons -------------------
+
+def test_quarantine_sets_rows_with_bad_cells_aside_with_their_text_and_reasons():
+    data = b"id,n,x,y\na,1,0.5,\nb,abc,inf,1\nc,3,,2\nd,4,2.5,3\ne, 5x ,NaN,\n"
+    for fmt_data in (data, data.replace(b"d,4,", b"d, 4 ,")):  # typed read first, or text read only
+        drop = read_floats(fmt_data, on_row_error="quarantine")
+        assert drop.table.column("id").to_pylist() == ["a", "d"]
+        assert drop.table.schema == FLOATS.arrow_schema
+        assert [(r.source, r.row, r.reasons) for r in drop.rejected] == [
+            ("file:///drops/f.csv", 3, ("contract: n expects int32", "contract: x is infinite")),
+            ("file:///drops/f.csv", 4, ("contract: x must not be null",)),
+            ("file:///drops/f.csv", 6, ("contract: n expects int32", "contract: x must not be null")),
+        ]
+        assert drop.rejected[0].values == {"id": "b", "n": "abc", "x": "inf", "y": "1"}
+        assert drop.rejected[2].values == {"id": "e", "n": " 5x ", "x": "NaN", "y": None}
+
+
+def test_quarantine_numbers_duplicate_keys_by_their_lines_and_still_fails_on_structure():
+    data = b"id,n,x,y\na,1,0.5,\nb,abc,1,1\nc,3,1,2\na,4,2.5,3\n"
+    with pytest.raises(ContractError, match=r"key \['id'\] is not unique: .*id='a' \(2x\) in rows 2, 5"):
+        read_floats(data, on_row_error="quarantine")
+    with pytest.raises(ContractError, match=r"missing column\(s\) \['y'\]"):
+        read_floats(b"id,n,x\na,abc,1\n", on_row_error="quarantine")
+
+
+def test_a_drop_whose_every_row_is_rejected_is_not_empty_but_has_no_good_rows():
+    drop = read_floats(b"id,n,x,y\na,x,1,\nb,y,1,\n", on_row_error="quarantine")
+    assert drop.table.num_rows == 0 and len(drop.rejected) == 2
