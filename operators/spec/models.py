@@ -6,12 +6,13 @@ Everything here is pure: no Airflow, no I/O beyond checking that referenced file
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-STAGES = ("ingest", "validate", "features", "train", "register", "deploy", "score")
+STAGES = ("ingest", "validate", "features", "train", "register", "deploy", "score", "evaluate")
 NAME = r"^[a-z][a-z0-9_]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME)]
 # Feature jobs are Python callables; they may only come from these packages (no arbitrary imports).
@@ -53,6 +54,37 @@ class ValidateSpec(Strict):
     max_quarantine_share: float = Field(0.05, ge=0.0, le=1.0)
 
 
+class NamedSourceSpec(SourceSpec):
+    """One entry of `sources:`: a drop with its own contract and its own validation policy."""
+
+    validate_: ValidateSpec | None = Field(None, alias="validate")
+
+
+class LabelsSpec(Strict):
+    """Outcomes that arrive later than the features they belong to (see include/labels.py)."""
+
+    source: Name = Field(description="the entry of `sources:` that carries the outcomes")
+    column: str = Field(description="the label column (the model's target)")
+    key: list[str] = Field(min_length=1, description="columns that join a label row to a feature row")
+    as_of: str = Field("as_of", description="column of a label row: the feature date the outcome belongs to")
+    delay_days: int = Field(0, ge=0, le=366, description="outcomes of feature day D are complete in the label "
+                                                         "drop of D + delay_days")
+
+
+@dataclass(frozen=True)
+class SourceBinding:
+    """A source as the compiler wires it: its spec, its validation, its dataset and task ids."""
+
+    name: str
+    spec: SourceSpec
+    validate: ValidateSpec | None
+    dataset: str
+    task_suffix: str  # "" for the single-source shorthand (tasks `ingest`, `validate`)
+
+    def task_id(self, stage: str) -> str:
+        return f"{stage}_{self.task_suffix}" if self.task_suffix else stage
+
+
 class FeaturesSpec(Strict):
     job: str = Field(description="module:function of a PySpark feature job under an allowed package")
     lookback_days: int = Field(7, ge=1, le=366)
@@ -92,6 +124,8 @@ class TrainSpec(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     window_days: int = Field(1, ge=1, le=366, description="how many daily feature partitions to train on")
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    holdout_days: int = Field(3, ge=1, le=365, description="with `labels:`: the newest label-complete days "
+                                                           "held out for the gate (time-based split)")
     execution: Literal["local", "kubernetes"] = "local"
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
@@ -164,6 +198,8 @@ class PipelineSpec(Strict):
     retries: int = Field(1, ge=0, le=10)
     source: SourceSpec | None = None
     validate_: ValidateSpec | None = Field(None, alias="validate")
+    sources: dict[Name, NamedSourceSpec] | None = None
+    labels: LabelsSpec | None = None
     features: FeaturesSpec | None = None
     train: TrainSpec | None = None
     register_: RegisterSpec | None = Field(None, alias="register")
@@ -171,10 +207,63 @@ class PipelineSpec(Strict):
     score: ScoreSpec = Field(default_factory=ScoreSpec)
     dags: dict[Name, DagSpec]
 
+    @model_validator(mode="after")
+    def _one_way_to_declare_sources(self) -> PipelineSpec:
+        if self.sources is not None:
+            if self.source is not None or self.validate_ is not None:
+                raise ValueError("declare either `sources:` (several, each with its own `validate:`) or the "
+                                 "one-source shorthand `source:` + `validate:`, not both")
+            if not self.sources:
+                raise ValueError("`sources:` must name at least one source")
+            datasets = [b.dataset for b in self.source_bindings]
+            if len(set(datasets)) != len(datasets):
+                raise ValueError(f"two sources write the same dataset ({datasets}); give each its own `dataset:`")
+        if self.labels is not None:
+            if self.sources is None or self.labels.source not in self.sources:
+                known = sorted(self.sources or {})
+                raise ValueError(f"labels.source {self.labels.source!r} must name an entry of `sources:` "
+                                 f"(declared: {known})")
+            if len(self.sources) < 2:
+                raise ValueError("with `labels:`, `sources:` needs the label source and at least one feature source")
+            if self.train is not None and self.train.target != self.labels.column:
+                raise ValueError(f"train.target {self.train.target!r} must be labels.column "
+                                 f"{self.labels.column!r}: the model learns the outcome the labels carry")
+        return self
+
     # ---- derived names ----
     @property
+    def source_bindings(self) -> list[SourceBinding]:
+        """Every source in declaration order; the shorthand is the one source with tasks `ingest`/`validate`."""
+        if self.sources is None:
+            if self.source is None:
+                return []
+            return [SourceBinding(name=self.raw_dataset, spec=self.source, validate=self.validate_,
+                                  dataset=self.raw_dataset, task_suffix="")]
+        return [SourceBinding(name=name, spec=src, validate=src.validate_, dataset=src.dataset or name,
+                              task_suffix=name) for name, src in self.sources.items()]
+
+    @property
+    def feature_sources(self) -> list[SourceBinding]:
+        """The sources the feature job reads: all but the label source (outcomes never reach features)."""
+        label = self.labels.source if self.labels else None
+        return [b for b in self.source_bindings if b.name != label]
+
+    @property
+    def label_source(self) -> SourceBinding | None:
+        if self.labels is None:
+            return None
+        return next(b for b in self.source_bindings if b.name == self.labels.source)
+
+    @property
     def raw_dataset(self) -> str:
+        """The (first) feature source's dataset; the shorthand's `source.dataset` or the pipeline name."""
+        if self.sources is not None:
+            return self.feature_sources[0].dataset
         return (self.source.dataset if self.source else None) or self.pipeline
+
+    @property
+    def evaluations_dataset(self) -> str:
+        return f"{self.pipeline}_evaluations"
 
     @property
     def features_dataset(self) -> str:
@@ -184,5 +273,18 @@ class PipelineSpec(Strict):
     def predictions_dataset(self) -> str:
         return self.score.dataset or f"{self.pipeline}_predictions"
 
+    def dag_stages(self, dag: DagSpec) -> list[str]:
+        """The DAG's stages; `all` includes `evaluate` only when the spec declares `labels:`."""
+        stages = dag.stage_list
+        if dag.stages == "all" and self.labels is None:
+            stages = [s for s in stages if s != "evaluate"]
+        return stages
+
     def stage_spec(self, stage: str) -> BaseModel | None:
+        if self.sources is not None and stage in ("ingest", "source"):
+            return self.sources  # type: ignore[return-value]
+        if self.sources is not None and stage == "validate":
+            return self.sources if any(b.validate for b in self.source_bindings) else None  # type: ignore[return-value]
+        if stage == "evaluate":
+            return self.labels
         return getattr(self, {"ingest": "source", "validate": "validate_", "register": "register_"}.get(stage, stage))
