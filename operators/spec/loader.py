@@ -30,7 +30,8 @@ NAMES_A_SECRET = frozenset({"env_from_secret"})
 NEEDS_IN_DAG = {"register": "train", "deploy": "register"}
 # Sections a stage reads besides its own (scoring needs the model name and the entity key).
 NEEDS_SECTIONS = {"register": ("train", "features"), "deploy": ("train", "register", "features"),
-                  "score": ("train", "register", "features"), "train": ("features",), "features": ("source",)}
+                  "score": ("train", "register", "features"), "train": ("features",), "features": ("source",),
+                  "evaluate": ("labels", "train", "register")}
 DEFAULT_FEATURE_PACKAGES = ("include.features",)
 # Trigger-form parameters every DAG may get from the compiler; a spec cannot redefine them.
 RESERVED_PARAMS = frozenset({"ds", "rebuild", "train_start", "train_end", "gpu", "force_deploy"})
@@ -133,11 +134,11 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 def _cross_check(doc: YamlDocument, spec: PipelineSpec) -> None:
     for dag_name, dag in spec.dags.items():
-        stages = dag.stage_list
+        stages = spec.dag_stages(dag)
         for stage in stages:
             for section in (stage, *NEEDS_SECTIONS.get(stage, ())):
                 if spec.stage_spec(section) is None:
-                    name = {"ingest": "source"}.get(section, section)
+                    name = {"ingest": "source", "evaluate": "labels"}.get(section, section)
                     raise SpecError(f"{doc.where(('dags', dag_name, 'stages'))}: stage {stage!r} needs a top-level "
                                     f"{name!r} section")
             needed = NEEDS_IN_DAG.get(stage)
@@ -159,6 +160,10 @@ def _check_files(doc: YamlDocument, spec: PipelineSpec) -> None:
         files.append((("source", "schema"), spec.source.schema_))
     if spec.validate_:
         files.append((("validate", "suite"), spec.validate_.suite))
+    for name, source in (spec.sources or {}).items():
+        files.append((("sources", name, "schema"), source.schema_))
+        if source.validate_:
+            files.append((("sources", name, "validate", "suite"), source.validate_.suite))
     for loc, relative in files:
         try:
             path = resolve_file(relative)
