@@ -1,19 +1,37 @@
 """The lake: `<root>/<zone>/<dataset>/ds=YYYY-MM-DD/` partitions published through a manifest.
 
 Commit protocol, the same on a local disk and on S3 (where rename is not atomic):
-1. every file of an attempt gets a name unique to the attempt (`part-00000-<attempt>.parquet`);
-2. the manifest listing those files is written last, in one atomic step (rename on a local
-   disk, a single PUT on S3); readers trust only what a manifest lists;
-3. files no manifest lists (older attempts, leftovers of a killed worker) are deleted.
-A crash before step 2 leaves the previous partition intact; re-running a date replaces the
-partition exactly.
+1. a writer notes the partition's current manifest generation when it starts (a hash of the
+   manifest's bytes on local disk, its ETag on S3; none if unpublished);
+2. every file of an attempt gets a name unique to the attempt (`part-00000-<attempt>.parquet`,
+   attempt ids sort by start time);
+3. the manifest listing those files is written last, as a compare-and-set against the noted
+   generation: under an exclusive `flock` on the partition folder, then rename, on local disk; a
+   conditional PUT (`If-Match: <etag>`, or `If-None-Match: *` for a first publish) on S3. Readers
+   trust only what a manifest lists;
+4. clean-up removes the files of the manifest it replaced (that writer has finished), and any
+   other file only if the new manifest does not list it, its attempt started before this one,
+   and the store says it was last written before the new manifest (leftovers of killed or
+   losing attempts). A writer that started after this one, or after the publish, never loses a
+   staged file, even with its clock behind.
+A writer that loses the compare-and-set publishes nothing, removes its own files and raises
+`PublishConflict` naming the winner. It does not publish on top: its rows were built from inputs
+read before the winner published, so they may be older than the winner's. The task's retry
+re-checks (`SkyliftOperator.unchanged`): it keeps the winner's partition when built from the same
+inputs, else rebuilds on top of it. A crash before step 3 leaves the previous partition intact.
+
+Reads check the files against the manifest: sizes always (one listing of the partition folder),
+SHA-256 and row counts when asked (`verify=True`, or `Lake(verify_checksums=True)`). A mismatch,
+a missing file or an unreadable manifest raises `DamagedPartition` naming the partition.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import logging
+import os
 import re
 import secrets
 import tempfile
@@ -28,7 +46,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from include.errors import LakeError, PartitionNotFound, StalePartition
+from include.errors import DamagedPartition, LakeError, PartitionNotFound, PublishConflict, StalePartition
 from include.lake.manifest import MANIFEST_NAME, FileEntry, Manifest
 
 log = logging.getLogger(__name__)
@@ -37,6 +55,10 @@ ZONES = ("raw", "validated", "quarantine", "features", "predictions", "reports")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 READ_ATTEMPTS = 3
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ATTEMPT = re.compile(r"\d{8}T\d{12}[0-9a-f]{6}")
+# S3 answers for a conditional PUT that lost: the ETag changed (412), a concurrent conditional
+# write to the key (409), or the manifest was deleted meanwhile (404 on If-Match).
+_LOST_RACE_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404"}
 
 
 def check_ds(ds: str) -> str:
@@ -73,10 +95,12 @@ class Lake:
     """A lake rooted at `root` (`file:///...`, a plain local path, or `s3://bucket/prefix`).
 
     `storage_options` go to fsspec (for S3: endpoint, credentials); they are never logged.
+    `verify_checksums` makes every read check SHA-256 and row counts too, not just sizes.
     """
 
     root: str
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    verify_checksums: bool = False
 
     def __post_init__(self) -> None:
         options = dict(self.storage_options)
@@ -106,13 +130,19 @@ class Lake:
         """The partition's manifest, or None when the partition was never published."""
         path = f"{self.partition_path(zone, dataset, ds)}/{MANIFEST_NAME}"
         try:
-            text = self.fs.cat_file(path).decode()
+            data = self.fs.cat_file(path)
         except FileNotFoundError:
             return None
         try:
-            return Manifest.from_json(text)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise LakeError(f"manifest {self.uri(path)} is unreadable: {exc}") from exc
+            manifest = Manifest.from_json(data.decode())
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise DamagedPartition(partition_name(zone, dataset, ds),
+                                   [f"its manifest {self.uri(path)} is unreadable ({exc})"]) from exc
+        if (manifest.zone, manifest.dataset, manifest.ds) != (zone, dataset, ds):
+            described = partition_name(manifest.zone, manifest.dataset, manifest.ds)
+            raise DamagedPartition(partition_name(zone, dataset, ds), [
+                f"its manifest {self.uri(path)} describes {described} (copied from another partition?)"])
+        return manifest
 
     def require(self, zone: str, dataset: str, ds: str) -> Manifest:
         found = self.manifest(zone, dataset, ds)
@@ -156,30 +186,127 @@ class Lake:
         dates = sorted(e.rstrip("/").rsplit("ds=", 1)[-1] for e in entries if "/ds=" in e)
         return [d for d in dates if self.manifest(zone, dataset, d) is not None]
 
-    def read_table(self, zone: str, dataset: str, ds: str, columns: list[str] | None = None) -> pa.Table:
-        """The partition's rows. If a writer replaces the partition while it is being read (its old
-        files are removed after the new manifest is out), the new version is read instead."""
-        for attempt in range(READ_ATTEMPTS):
-            manifest = self.require(zone, dataset, ds)
-            try:
-                return self._read_files(manifest, columns)
-            except FileNotFoundError:
-                if attempt == READ_ATTEMPTS - 1:
-                    raise
-                log.info("%s/%s/ds=%s was replaced while being read; reading the new version", zone, dataset, ds)
-        raise AssertionError("unreachable")
-
-    def _read_files(self, manifest: Manifest, columns: list[str] | None) -> pa.Table:
-        folder = self.partition_path(manifest.zone, manifest.dataset, manifest.ds)
-        tables = [pq.read_table(f"{folder}/{entry.path}", filesystem=self.fs, columns=columns)
-                  for entry in manifest.data_files]
-        if not tables:
-            raise LakeError(f"partition {manifest.zone}/{manifest.dataset}/ds={manifest.ds} lists no data files")
-        return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    def read_table(self, zone: str, dataset: str, ds: str, columns: list[str] | None = None,
+                   verify: bool | None = None) -> pa.Table:
+        """The partition's rows, after checking its files' sizes (and, with `verify`, checksums and
+        row counts) against the manifest. If a writer replaces the partition while it is being read
+        (its old files are removed after the new manifest is out), the new version is read instead."""
+        checksums = self.verify_checksums if verify is None else verify
+        return self._read_published(zone, dataset, ds, lambda m: self._read_files(m, columns, checksums))
 
     def read_bytes(self, zone: str, dataset: str, ds: str, name: str) -> bytes:
+        """One file's bytes, checked against the manifest's size and SHA-256 (it is in hand anyway)."""
+
+        def read(manifest: Manifest) -> bytes:
+            entry = manifest.file(name)
+            data = self.fs.cat_file(f"{self.partition_path(zone, dataset, ds)}/{entry.path}")
+            self._raise_if_damaged(manifest, _listed(_content_problem(entry, data)))
+            return data
+
+        return self._read_published(zone, dataset, ds, read)
+
+    def _read_published(self, zone: str, dataset: str, ds: str, read: Any) -> Any:
+        """`read(manifest)`, again on the new version if the partition is replaced meanwhile; damage
+        that is still there under the same manifest is reported as such."""
         manifest = self.require(zone, dataset, ds)
-        return self.fs.cat_file(f"{self.partition_path(zone, dataset, ds)}/{manifest.file(name).path}")
+        for _ in range(READ_ATTEMPTS):
+            try:
+                return read(manifest)
+            except (FileNotFoundError, DamagedPartition) as exc:
+                current = self.require(zone, dataset, ds)
+                if current.attempt == manifest.attempt:
+                    if isinstance(exc, DamagedPartition):
+                        raise
+                    raise self._damage(manifest, [f"a file it lists is missing ({exc})"]) from exc
+                log.info("%s was replaced while being read; reading the new version", partition_name(zone, dataset, ds))
+                manifest = current
+        raise LakeError(f"{partition_name(zone, dataset, ds)} was replaced {READ_ATTEMPTS} times while being read; "
+                        "retry the task")
+
+    def _read_files(self, manifest: Manifest, columns: list[str] | None, checksums: bool) -> pa.Table:
+        if not manifest.data_files:
+            raise LakeError(f"partition {manifest.zone}/{manifest.dataset}/ds={manifest.ds} lists no data files")
+        self._raise_if_damaged(manifest, self._size_problems(manifest))
+        folder = self.partition_path(manifest.zone, manifest.dataset, manifest.ds)
+        tables = []
+        for entry in manifest.data_files:
+            if checksums:  # read once: hash the bytes, then parse them
+                data = self.fs.cat_file(f"{folder}/{entry.path}")
+                self._raise_if_damaged(manifest, _listed(_content_problem(entry, data)))
+                tables.append(pq.read_table(io.BytesIO(data), columns=columns))
+            else:
+                tables.append(pq.read_table(f"{folder}/{entry.path}", filesystem=self.fs, columns=columns))
+        return pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+
+    # ---- checking ---------------------------------------------------------------------------
+    def problems(self, manifest: Manifest, checksums: bool = False) -> list[str]:
+        """What no longer matches `manifest`: sizes from one listing, plus SHA-256 and Parquet row
+        counts (every file read) when `checksums`. Empty when the partition is intact."""
+        by_file = self._file_size_problems(manifest)
+        if checksums:
+            folder = self.partition_path(manifest.zone, manifest.dataset, manifest.ds)
+            for entry in manifest.files:
+                problem = None if entry.name in by_file else _content_problem(
+                    entry, self.fs.cat_file(f"{folder}/{entry.path}"))
+                if problem:
+                    by_file[entry.name] = problem
+        return [by_file[e.name] for e in manifest.files if e.name in by_file] + _row_count_problems(manifest)
+
+    def check(self, manifest: Manifest, checksums: bool | None = None) -> Manifest:
+        """`manifest` if its partition is intact, else `DamagedPartition` naming every problem."""
+        checksums = self.verify_checksums if checksums is None else checksums
+        self._raise_if_damaged(manifest, self.problems(manifest, checksums))
+        return manifest
+
+    def _size_problems(self, manifest: Manifest) -> list[str]:
+        return list(self._file_size_problems(manifest).values()) + _row_count_problems(manifest)
+
+    def _file_size_problems(self, manifest: Manifest) -> dict[str, str]:
+        """Listed files that are missing or of another size, by logical name (one folder listing)."""
+        listing = self._listing(self.partition_path(manifest.zone, manifest.dataset, manifest.ds))
+        found = {}
+        for entry in manifest.files:
+            info = listing.get(entry.path)
+            if info is None:
+                found[entry.name] = f"{entry.name} is missing (deleted?)"
+            elif info.get("size") != entry.bytes:
+                found[entry.name] = _size_problem(entry, info.get("size"))
+        return found
+
+    def _raise_if_damaged(self, manifest: Manifest, problems: list[str]) -> None:
+        if problems:
+            raise self._damage(manifest, problems)
+
+    @staticmethod
+    def _damage(manifest: Manifest, problems: list[str]) -> DamagedPartition:
+        return DamagedPartition(partition_name(manifest.zone, manifest.dataset, manifest.ds), problems)
+
+    def _listing(self, folder: str) -> dict[str, dict[str, Any]]:
+        """The partition folder's entries by file name, with sizes and modification times."""
+        try:
+            entries = self.fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {entry["name"].rstrip("/").rsplit("/", 1)[-1]: entry for entry in entries}
+
+    def datasets(self, zone: str) -> list[str]:
+        """Names of the datasets that have a folder in `zone`."""
+        try:
+            entries = self.fs.ls(f"{self.base}/{check_name('zone', zone)}", detail=False)
+        except FileNotFoundError:
+            return []
+        names = (e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+        return sorted(n for n in names if _NAME.match(n))
+
+    def published_dates(self, zone: str, dataset: str) -> list[str]:
+        """Dates whose folder holds a manifest, readable or not (what `skylift verify` checks)."""
+        prefix = f"{self.base}/{check_name('zone', zone)}/{check_name('dataset', dataset)}"
+        try:
+            entries = self.fs.ls(prefix, detail=False)
+        except FileNotFoundError:
+            return []
+        dates = sorted(e.rstrip("/").rsplit("ds=", 1)[-1] for e in entries if "/ds=" in e)
+        return [d for d in dates if MANIFEST_NAME in self._listing(self.partition_path(zone, dataset, d))]
 
     def file_uri(self, zone: str, dataset: str, ds: str, name: str) -> str:
         manifest = self.require(zone, dataset, ds)
@@ -195,7 +322,8 @@ class Lake:
         remote: dict[str, list[str]] = {}
         for ds in dates:
             folder = self.partition_path(zone, dataset, ds)
-            remote[ds] = [f"{folder}/{e.path}" for e in self.require(zone, dataset, ds).data_files]
+            manifest = self.check(self.require(zone, dataset, ds))
+            remote[ds] = [f"{folder}/{e.path}" for e in manifest.data_files]
         if self.is_local:
             yield remote
             return
@@ -237,22 +365,180 @@ class Lake:
         self.fs.rm(folder, recursive=True)
         return True
 
-    def _write_manifest(self, folder: str, manifest: Manifest) -> None:
-        data = manifest.to_json().encode()
+    def generation(self, zone: str, dataset: str, ds: str) -> str | None:
+        """Identifies the partition's current manifest (None if unpublished); changes on every publish."""
+        return self._generation(self.partition_path(zone, dataset, ds))
+
+    def _generation(self, folder: str) -> str | None:
         target = f"{folder}/{MANIFEST_NAME}"
         if self.is_local:
+            try:
+                return sha256_bytes(Path(target).read_bytes())
+            except FileNotFoundError:
+                return None
+        bucket, key, _ = self.fs.split_path(target)
+        try:
+            return self.fs.call_s3("head_object", Bucket=bucket, Key=key)["ETag"]
+        except FileNotFoundError:
+            return None
+
+    def _published_state(self, folder: str) -> tuple[str | None, frozenset[str]]:
+        """The current manifest's generation and the files it lists (none if unreadable).
+
+        On S3 the generation is read before the body: if the manifest changes in between, the
+        compare-and-set against that older generation fails, so a mismatch is never acted on."""
+        generation = self._generation(folder)
+        if generation is None:
+            return None, frozenset()
+        try:
+            data = self.fs.cat_file(f"{folder}/{MANIFEST_NAME}")
+            if self.is_local:
+                generation = sha256_bytes(data)
+            return generation, frozenset(e.path for e in Manifest.from_json(data.decode()).files)
+        except FileNotFoundError:
+            return generation, frozenset()
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return generation, frozenset()  # an unreadable manifest is rebuilt; its files are swept by age
+
+    def _publish_manifest(self, folder: str, manifest: Manifest, expected: str | None,
+                          replaced: frozenset[str]) -> bool:
+        """Write `manifest` if the partition's generation is still `expected` (compare-and-set), then
+        remove what it supersedes (`replaced`: the files of the manifest of that generation). False,
+        with nothing written, when another writer published first."""
+        if self.is_local:
+            return self._publish_local(folder, manifest, expected, replaced)
+        return self._publish_s3(folder, manifest, expected, replaced)
+
+    def _publish_local(self, folder: str, manifest: Manifest, expected: str | None, replaced: frozenset[str]) -> bool:
+        # flock (not fcntl's per-process locks) also excludes other threads of this process.
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if self._generation(folder) != expected:
+                return False
             # Write beside the target, then rename: readers see the old or the new manifest, whole.
             tmp = f"{folder}/.{MANIFEST_NAME}.{manifest.attempt}.tmp"
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-            Path(tmp).replace(target)
-        else:
-            self.fs.pipe_file(target, data)  # one PUT: atomic on S3
+            with open(tmp, "wb") as out:
+                out.write(manifest.to_json().encode())
+            os.replace(tmp, f"{folder}/{MANIFEST_NAME}")
+            listing = self._listing(folder)
+            self._remove_superseded(manifest, listing, replaced, _modified(listing[MANIFEST_NAME]))
+            return True
+        finally:
+            os.close(handle)
+
+    def _publish_s3(self, folder: str, manifest: Manifest, expected: str | None, replaced: frozenset[str]) -> bool:
+        target = f"{folder}/{MANIFEST_NAME}"
+        bucket, key, _ = self.fs.split_path(target)
+        condition = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
+        try:
+            written = self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=manifest.to_json().encode(),
+                                      **condition)
+        except OSError as exc:
+            if not _lost_race(exc):
+                raise
+            # A retried PUT whose first try went through answers 412 too: that one is ours.
+            return self._current_attempt(manifest) == manifest.attempt
+        finally:
+            self.fs.invalidate_cache(folder)
+        listing = self._listing(folder)
+        current = listing.get(MANIFEST_NAME, {})
+        # Sweep leftovers by age only while the manifest is still ours (its time is then the threshold).
+        published_at = _modified(current) if current.get("ETag") == written["ETag"] else None
+        self._remove_superseded(manifest, listing, replaced, published_at)
+        return True
+
+    def _current_attempt(self, manifest: Manifest) -> str | None:
+        try:
+            current = self.manifest(manifest.zone, manifest.dataset, manifest.ds)
+        except DamagedPartition:
+            return None
+        return current.attempt if current else None
+
+    def _remove_superseded(self, manifest: Manifest, listing: dict[str, dict[str, Any]], replaced: frozenset[str],
+                           published_at: float | None) -> None:
+        """Remove the files of the replaced manifest, and leftovers: unlisted files of an attempt that
+        started before this one (or of no recognisable attempt) last written before the manifest was
+        (`published_at`, by the store's clock; None skips them). A writer that started later keeps its
+        staged files even if its clock is behind: they were written after the manifest."""
+        keep = {e.path for e in manifest.files} | {MANIFEST_NAME}
+        for name, info in listing.items():
+            if name in keep or not (name in replaced or _is_leftover(name, info, manifest.attempt, published_at)):
+                continue
+            try:
+                self.fs.rm(info["name"], recursive=True)
+            except FileNotFoundError:
+                pass  # a newer writer's clean-up got there first
 
 
 def _first(protocol: str | tuple[str, ...]) -> str:
     return protocol if isinstance(protocol, str) else protocol[0]
+
+
+def partition_name(zone: str, dataset: str, ds: str) -> str:
+    return f"{zone}/{dataset}/ds={ds}"
+
+
+def _attempt_of(file_name: str) -> str | None:
+    found = _ATTEMPT.search(file_name)
+    return found.group(0) if found else None
+
+
+def _is_leftover(name: str, info: dict[str, Any], attempt: str, published_at: float | None) -> bool:
+    modified = _modified(info)
+    if published_at is None or modified is None or modified >= published_at:
+        return False
+    started = _attempt_of(name)
+    return started is None or started < attempt
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """When the store says a listed file was last written (local mtime, S3 LastModified)."""
+    if info.get("mtime") is not None:
+        return float(info["mtime"])
+    stamp = info.get("LastModified")
+    return stamp.timestamp() if isinstance(stamp, datetime) else None
+
+
+def _lost_race(exc: OSError) -> bool:
+    if isinstance(exc, FileExistsError | FileNotFoundError):
+        return True
+    response = getattr(exc.__cause__, "response", None) or {}
+    return str(response.get("Error", {}).get("Code")) in _LOST_RACE_CODES
+
+
+def _size_problem(entry: FileEntry, size: int | None) -> str:
+    return f"{entry.name} is {size} bytes, the manifest says {entry.bytes} (rewritten or truncated in place?)"
+
+
+def _row_count_problems(manifest: Manifest) -> list[str]:
+    counted = [e.rows for e in manifest.data_files]
+    if counted and None not in counted and sum(counted) != manifest.row_count:
+        return [f"the manifest's row count {manifest.row_count} is not the sum of its files' rows {sum(counted)} "
+                "(manifest edited?)"]
+    return []
+
+
+def _content_problem(entry: FileEntry, data: bytes) -> str | None:
+    """How a file's bytes differ from its manifest entry (size, SHA-256, Parquet row count), if they do."""
+    if len(data) != entry.bytes:
+        return _size_problem(entry, len(data))
+    digest = sha256_bytes(data)
+    if digest != entry.sha256:
+        return (f"{entry.name} has SHA-256 {digest[:12]}..., the manifest says {entry.sha256[:12]}... "
+                "(rewritten in place?)")
+    if entry.rows is not None and entry.path.endswith(".parquet"):
+        try:
+            rows = pq.read_metadata(io.BytesIO(data)).num_rows
+        except (pa.ArrowException, OSError) as exc:
+            return f"{entry.name} is not readable Parquet ({exc})"
+        if rows != entry.rows:
+            return f"{entry.name} has {rows} rows, the manifest says {entry.rows}"
+    return None
+
+
+def _listed(problem: str | None) -> list[str]:
+    return [problem] if problem else []
 
 
 class PartitionWriter:
@@ -267,6 +553,8 @@ class PartitionWriter:
         self.entries: list[FileEntry] = []
         self.schema: pa.Schema | None = None
         lake.fs.makedirs(self.folder, exist_ok=True)
+        # The published state this attempt builds on: the manifest is replaced only if still this one.
+        self.base, self.replaces = lake._published_state(self.folder)
 
     def write_table(self, table: pa.Table) -> FileEntry:
         """Write one Parquet part file; all parts of a partition must share one schema."""
@@ -328,17 +616,36 @@ class PartitionWriter:
         )
         if self.fields:
             raise LakeError(f"unknown manifest fields: {sorted(self.fields)}")
-        missing = [e.path for e in self.entries if not self.lake.fs.exists(f"{self.folder}/{e.path}")]
-        if missing:
-            raise LakeError(
-                f"files of attempt {self.attempt} vanished before publish ({missing}): another "
-                f"writer replaced {self.zone}/{self.dataset}/ds={self.ds}; retry the task"
-            )
-        self.lake._write_manifest(self.folder, manifest)
+        listing = self.lake._listing(self.folder)
+        lost = [e.path for e in self.entries if listing.get(e.path, {}).get("size") != e.bytes]
+        if lost:
+            self.abort()
+            raise PublishConflict(
+                f"files of attempt {self.attempt} at {self.partition} vanished or changed before publish "
+                f"({', '.join(lost)}): another writer or clean-up touched them; nothing was published by "
+                "this attempt; retry the task")
+        if not self.lake._publish_manifest(self.folder, manifest, self.base, self.replaces):
+            self.abort()
+            raise PublishConflict(
+                f"another writer published {self.partition} ({self._winner()}) while this attempt "
+                f"({self.attempt}) was writing; nothing was published by this attempt; retry the task "
+                "(a retry keeps that partition if it was built from the same inputs)")
         self.manifest = manifest
-        self._remove_unlisted(keep={e.path for e in self.entries})
         log.info("published %s rows to %s", manifest.row_count, self.lake.uri(self.folder))
         return manifest
+
+    @property
+    def partition(self) -> str:
+        return partition_name(self.zone, self.dataset, self.ds)
+
+    def _winner(self) -> str:
+        try:
+            current = self.lake.manifest(self.zone, self.dataset, self.ds)
+        except DamagedPartition:
+            return "its manifest is now unreadable"
+        if current is None:
+            return "then withdrew it"
+        return f"attempt {current.attempt}, run {current.run_id or 'unknown'}"
 
     def abort(self) -> None:
         for entry in self.entries:
@@ -346,14 +653,6 @@ class PartitionWriter:
                 self.lake.fs.rm_file(f"{self.folder}/{entry.path}")
             except FileNotFoundError:
                 pass
-
-    def _remove_unlisted(self, keep: set[str]) -> None:
-        keep = keep | {MANIFEST_NAME}
-        for path in self.lake.fs.ls(self.folder, detail=False):
-            name = path.rstrip("/").rsplit("/", 1)[-1]
-            if name in keep:
-                continue
-            self.lake.fs.rm(path, recursive=True)
 
 
 def schema_hash(schema: pa.Schema) -> str:
