@@ -10,6 +10,12 @@ Suite file format (`include/expectations/*.yaml`):
 
 The pipeline spec sets the default policy (`fail`, `warn` or `quarantine`) and the largest
 share of rows that may be quarantined; an expectation may set its own policy.
+
+Missing values and infinities follow the schema contract's rule: NaN is null (it fails
+`expect_column_values_to_not_be_null` and is skipped by value checks, as any null is), and an
+infinity fails every `expect_column_values_to_be_between` on its column whatever the bounds
+(GE alone lets `inf` pass a check that has only a `min_value`). The runner adds a companion
+check for that; its failures carry the `between` rule's label and policy.
 Expectation names are Great Expectations' own (snake_case of the class in
 `great_expectations.expectations`); nothing else can be named, so a suite cannot run code.
 """
@@ -17,6 +23,7 @@ Expectation names are Great Expectations' own (snake_case of the class in
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,8 @@ from include.errors import SpecError
 
 POLICIES = ("fail", "warn", "quarantine")
 RULE_INDEX = "skylift_rule"
+FINITE_CHECK = "skylift_finite"  # meta flag of the companion check of a `between` rule
+BOUNDED = "expect_column_values_to_be_between"
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,7 @@ def run_suite(frame: Any, suite: Suite, where: str = "suite") -> Outcome:
         batch_parameters={"dataframe": frame.reset_index(drop=True)}
     )
     expectations = [_build(rule, index, where) for index, rule in enumerate(suite.rules)]
+    expectations += _finite_checks(frame, suite)
     gx_suite = gx.ExpectationSuite(name=suite.name, expectations=expectations)
     result = batch.validate(gx_suite, result_format={"result_format": "COMPLETE"})
     outcome = Outcome(success=bool(result.success), result=result.to_json_dict(), html=_render_html(result))
@@ -156,6 +166,20 @@ def _build(rule: ExpectationRule, index: int, where: str) -> Any:
         raise SpecError(f"{where}: {rule.name}: bad arguments {rule.kwargs}: {exc}") from exc
 
 
+def _finite_checks(frame: Any, suite: Suite) -> list[Any]:
+    """For each `between` rule on a float column, a check that the column holds no infinity."""
+    import great_expectations as gx
+    import pandas as pd
+
+    checks = []
+    for index, rule in enumerate(suite.rules):
+        column = rule.kwargs.get("column")
+        if rule.name == BOUNDED and column in frame.columns and pd.api.types.is_float_dtype(frame[column]):
+            checks.append(gx.expectations.ExpectColumnValuesToNotBeInSet(
+                column=column, value_set=[math.inf, -math.inf], meta={RULE_INDEX: index, FINITE_CHECK: True}))
+    return checks
+
+
 def _apply_policy(rule: ExpectationRule, item: Any, outcome: Outcome) -> None:
     if item.exception_info and item.exception_info.get("raised_exception"):
         outcome.failed.append(f"{rule.label}: {item.exception_info.get('exception_message')}")
@@ -163,11 +187,19 @@ def _apply_policy(rule: ExpectationRule, item: Any, outcome: Outcome) -> None:
     if item.success:
         return
     rows = item.result.get("unexpected_index_list")
+    finite = bool(item.expectation_config.meta.get(FINITE_CHECK))
     if rule.policy == "warn":
-        outcome.warnings.append(rule.label)
+        if rule.label not in outcome.warnings:
+            outcome.warnings.append(rule.label)
     elif rule.policy == "quarantine" and rows is not None:
         for row in rows:
-            outcome.quarantine.setdefault(int(row), []).append(rule.label)
+            reasons = outcome.quarantine.setdefault(int(row), [])
+            if rule.label not in reasons:  # a row out of bounds and infinite fails its rule once
+                reasons.append(rule.label)
+    elif finite:
+        outcome.failed.append(f"{rule.label} (infinite values fail it whatever the bounds; "
+                              f"{item.result.get('unexpected_count')} of {item.result.get('element_count')} "
+                              f"row(s), {_first_rows(rows, item.result.get('unexpected_list'))})")
     else:
         # A table-level expectation has no rows to set aside: under `quarantine` it fails the run.
         outcome.failed.append(f"{rule.label} {_evidence(rule, item.result)}")
