@@ -51,7 +51,7 @@ from include.lake.manifest import MANIFEST_NAME, FileEntry, Manifest
 
 log = logging.getLogger(__name__)
 
-ZONES = ("raw", "validated", "quarantine", "features", "predictions", "reports")
+ZONES = ("raw", "validated", "quarantine", "features", "predictions", "reports", "evaluations")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 READ_ATTEMPTS = 3
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
