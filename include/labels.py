@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from include.errors import LabelError
+
+if TYPE_CHECKING:  # pandas is imported where rows are joined: the spec compiler imports this module
+    import pandas as pd
 
 # The feature date of each row in a joined frame (feature partitions carry no date column).
 FEATURE_DATE = "feature_ds"
@@ -33,6 +35,30 @@ class LabelPlan:
     key: tuple[str, ...]
     as_of: str = "as_of"
     delay_days: int = 0
+
+
+@dataclass(frozen=True)
+class LabelInput:
+    """What a training run reads its labels from: the label dataset's partitions that had landed
+    by `cutoff`, and which feature days form the time-based holdout."""
+
+    dataset: str
+    plan: LabelPlan
+    arrivals: tuple[str, ...]
+    cutoff: str
+    holdout_dates: tuple[str, ...]
+
+    def as_config(self) -> dict:
+        return {"dataset": self.dataset, "column": self.plan.column, "key": list(self.plan.key),
+                "as_of": self.plan.as_of, "delay_days": self.plan.delay_days, "arrivals": list(self.arrivals),
+                "cutoff": self.cutoff, "holdout_dates": list(self.holdout_dates)}
+
+    @classmethod
+    def from_config(cls, raw: dict) -> LabelInput:
+        plan = LabelPlan(column=raw["column"], key=tuple(raw["key"]), as_of=raw.get("as_of", "as_of"),
+                         delay_days=int(raw.get("delay_days", 0)))
+        return cls(dataset=raw["dataset"], plan=plan, arrivals=tuple(raw["arrivals"]), cutoff=raw["cutoff"],
+                   holdout_dates=tuple(raw["holdout_dates"]))
 
 
 def _day(value: str) -> date:
@@ -69,6 +95,8 @@ def point_in_time_join(features: Mapping[str, pd.DataFrame], labels: Mapping[str
     is refused: which outcome is true cannot be decided here. Returns the feature columns, the
     label column and FEATURE_DATE, in feature-day then feature-row order.
     """
+    import pandas as pd
+
     _day(cutoff)
     late = sorted(d for d in features if _day(d) > _day(cutoff))
     if late:
@@ -95,6 +123,8 @@ def point_in_time_join(features: Mapping[str, pd.DataFrame], labels: Mapping[str
 
 def _known_labels(labels: Mapping[str, pd.DataFrame], plan: LabelPlan, cutoff: str, days: set[str]) -> pd.DataFrame:
     """Label rows that had arrived by `cutoff` for the given feature days: key, FEATURE_DATE, label."""
+    import pandas as pd
+
     key = list(plan.key)
     wanted = [*key, plan.as_of, plan.column]
     parts = []
@@ -124,6 +154,8 @@ def _known_labels(labels: Mapping[str, pd.DataFrame], plan: LabelPlan, cutoff: s
 
 
 def _iso_dates(values: pd.Series, arrival: str, column: str) -> pd.Series:
+    import pandas as pd
+
     parsed = pd.to_datetime(values, errors="coerce")
     if parsed.isna().any():
         bad = values[parsed.isna()].head(SHOWN).tolist()

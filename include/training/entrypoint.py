@@ -18,6 +18,10 @@ Config (JSON object; unknown keys are rejected):
     run_name          str = "<dataset>-<framework>-<last date>"
     tags              {str: str} = {}   MLflow run tags
     device            "auto" | "cpu" | "cuda" = "auto" (auto: cuda when torch sees a GPU)
+    labels            {} | null = null  outcomes from their own dataset (include.labels.LabelInput): dataset,
+                                        column, key, as_of, delay_days, arrivals (label partitions landed by
+                                        the cutoff), cutoff, holdout_dates (the newest feature days, held out
+                                        by time instead of by key hash). Without it the target is a feature column.
 
 Environment: MLFLOW_TRACKING_URI (required), SKYLIFT_ARTIFACT_ROOT (artifact root for experiments this
 creates: <root>/<experiment>), SKYLIFT_RESULT_PATH (default /airflow/xcom/return.json), AWS_* for an
@@ -26,7 +30,7 @@ S3 lake (read by s3fs).
 Result JSON written to SKYLIFT_RESULT_PATH on success:
     {"run_id", "experiment_id", "model_uri": "runs:/<run_id>/model", "model_id", "metrics": {name: float|null},
      "device", "framework", "task", "feature_columns": [...], "rows": {"train", "valid", "holdout"},
-     "dates": [...]}
+     "dates": [...], "label_dates": [...], "holdout_dates": [...]}
 
 The logged model ("model") has a column-based signature: the feature columns, in order, with the training
 frame's types (int64 -> long, float -> double, bool -> boolean). `mlflow.pyfunc.load_model(uri).predict(df)`
@@ -60,7 +64,9 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 
-from include.errors import SkyliftError, TrainingError
+from include.errors import LabelError, SkyliftError, TrainingError
+from include.labels import FEATURE_DATE, LabelInput, point_in_time_join
+from include.training import params as hyper_parameters
 from include.training.data import feature_matrix, load_frame, split_columns, target_vector
 from include.training.holdout import key_unit_interval
 from include.training.metrics import evaluate
@@ -149,6 +155,30 @@ def _optional_str(value: Any) -> str | None:
     return None if value is None else _str(value)
 
 
+def _labels(value: Any) -> LabelInput | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"must be an object, got {value!r}")
+    try:
+        found = LabelInput.from_config(value)
+        _dates(list(found.holdout_dates))
+        _dates([found.cutoff])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"lacks or mistypes {exc}") from None
+    if found.arrivals:
+        _dates(list(found.arrivals))
+    return found
+
+
+def _check_model_params(framework: str, params: dict[str, Any]) -> None:
+    """Checked again here: a pod or a hand-written config must not hand the library an unchecked value."""
+    try:
+        hyper_parameters.check(framework, params)
+    except ValueError as exc:
+        raise ConfigError(f"config key 'params' refused for {framework}: {exc}") from None
+
+
 _REQUIRED = object()
 _FIELDS: dict[str, tuple[Any, Any]] = {
     "lake_root": (_str, _REQUIRED),
@@ -166,6 +196,7 @@ _FIELDS: dict[str, tuple[Any, Any]] = {
     "run_name": (_optional_str, None),
     "tags": (_tags, {}),
     "device": (_choice(DEVICES), "auto"),
+    "labels": (_labels, None),
 }
 
 
@@ -186,6 +217,7 @@ class TrainConfig:
     run_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     device: str = "auto"
+    labels: LabelInput | None = None
 
     @classmethod
     def from_dict(cls, raw: Any) -> TrainConfig:
@@ -207,6 +239,14 @@ class TrainConfig:
                 raise ConfigError(f"config key {name!r} {exc}") from None
         if values["target"] in values["key"] or values["target"] in values["exclude"]:
             raise ConfigError(f"config key 'target' ({values['target']!r}) must not also be a key or excluded column")
+        labels = values["labels"]
+        if labels is not None and labels.plan.column != values["target"]:
+            raise ConfigError(f"config key 'labels' carries {labels.plan.column!r} but the target is "
+                              f"{values['target']!r}")
+        if labels is not None and not set(labels.holdout_dates) < set(values["dates"]):
+            raise ConfigError(f"config key 'labels' holds out {list(labels.holdout_dates)}, which must be some but "
+                              f"not all of the dates {values['dates']}")
+        _check_model_params(values["framework"], values["params"])
         return cls(**values)
 
     @property
@@ -244,20 +284,57 @@ class Prepared:
         }
 
 
+def labelled_frame(config: TrainConfig) -> pd.DataFrame:
+    """The training rows as known on the cutoff: each feature day joined to its outcomes from the
+    label partitions that had landed by then (include.labels), with FEATURE_DATE per row."""
+    from include.lake import Lake
+
+    labels = config.labels
+    lake = Lake(config.lake_root)
+    features = {d: load_frame(config.lake_root, config.dataset, [d], zone=config.zone) for d in config.dates}
+    drops = {}
+    for arrival in labels.arrivals:
+        drops[arrival] = lake.read_table("validated", labels.dataset, arrival).to_pandas()
+        log.info("read %s label rows from validated/%s/ds=%s", len(drops[arrival]), labels.dataset, arrival)
+    try:
+        frame = point_in_time_join(features, drops, labels.plan, cutoff=labels.cutoff)
+    except LabelError as exc:
+        raise TrainingError(f"labels of validated/{labels.dataset}: {exc}") from exc
+    counts = frame[FEATURE_DATE].value_counts().to_dict()
+    log.info("labelled rows per feature day: %s", {d: counts.get(d, 0) for d in config.dates})
+    unlabelled = [d for d in config.dates if not counts.get(d)]
+    if unlabelled:
+        raise TrainingError(f"feature day(s) {unlabelled} have no outcome in validated/{labels.dataset} partitions "
+                            f"{list(labels.arrivals)}: their labels have not landed")
+    return frame
+
+
 def prepare(config: TrainConfig) -> Prepared:
-    """Load the frames; split by key hash into holdout (u < f), valid (next 10% of keys) and fit."""
-    frame = load_frame(config.lake_root, config.dataset, config.dates, zone=config.zone)
-    features = split_columns(frame, config.key, config.target, config.exclude)
+    """Load the frames and split them into holdout, valid (10% of the other keys) and fit.
+
+    With labels, the holdout is the newest feature days (a time-based split, as the model will be
+    used); without, it is the keys whose hash falls below the holdout fraction.
+    """
+    if config.labels is not None:
+        frame = labelled_frame(config)
+        exclude = [*config.exclude, FEATURE_DATE]
+        holdout = frame[FEATURE_DATE].isin(config.labels.holdout_dates).to_numpy()
+        u = key_unit_interval(frame[config.key])
+        valid = ~holdout & (u < VALID_FRACTION)
+    else:
+        frame = load_frame(config.lake_root, config.dataset, config.dates, zone=config.zone)
+        exclude = config.exclude
+        # Same draw as holdout_mask(frame[key], fraction): holdout = u < fraction.
+        u = key_unit_interval(frame[config.key])
+        holdout = u < config.holdout_fraction
+        valid = ~holdout & (u < config.holdout_fraction + (1 - config.holdout_fraction) * VALID_FRACTION)
+    features = split_columns(frame, config.key, config.target, exclude)
     y = target_vector(frame, config.target, config.task)
-    # Same draw as holdout_mask(frame[key], fraction): holdout = u < fraction.
-    u = key_unit_interval(frame[config.key])
-    holdout = u < config.holdout_fraction
     if holdout.all() or not holdout.any():
         raise TrainingError(
-            f"the holdout split of {len(frame)} rows (fraction {config.holdout_fraction}) left "
-            f"{int((~holdout).sum())} training and {int(holdout.sum())} holdout rows; both must be non-empty"
+            f"the holdout split of {len(frame)} rows left {int((~holdout).sum())} training and "
+            f"{int(holdout.sum())} holdout rows; both must be non-empty"
         )
-    valid = ~holdout & (u < config.holdout_fraction + (1 - config.holdout_fraction) * VALID_FRACTION)
     fit = ~holdout & ~valid
     if not valid.any() or not fit.any():
         log.warning("too few keys for a separate validation set: early stopping watches the training rows")
@@ -342,7 +419,13 @@ def config_params(config: TrainConfig, device: str) -> dict[str, str]:
     dates = ",".join(config.dates)
     if len(dates) > MAX_PARAM_CHARS:
         dates = f"{config.dates[0]}..{config.dates[-1]} ({len(config.dates)} dates)"
+    labels = {}
+    if config.labels is not None:
+        labels = {"labels_dataset": config.labels.dataset, "labels_cutoff": config.labels.cutoff,
+                  "label_dates": _param_text(",".join(config.labels.arrivals)),
+                  "holdout_dates": ",".join(config.labels.holdout_dates)}
     return {
+        **labels,
         "dataset": config.dataset,
         "zone": config.zone,
         "dates": dates,
@@ -556,6 +639,8 @@ def _run_steps(config: TrainConfig, device: str) -> dict[str, Any]:
         "feature_columns": data.features,
         "rows": rows,
         "dates": config.dates,
+        "label_dates": list(config.labels.arrivals) if config.labels else [],
+        "holdout_dates": list(config.labels.holdout_dates) if config.labels else [],
     }
 
 
