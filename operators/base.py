@@ -63,7 +63,8 @@ class SkyliftOperator(BaseOperator):
 
     @cached_property
     def lake_hook(self) -> LakeHook:
-        return LakeHook(root=self.settings.lake_root, conn_id=self.settings.lake_conn_id)
+        return LakeHook(root=self.settings.lake_root, conn_id=self.settings.lake_conn_id,
+                        verify_checksums=self.settings.lake_verify_checksums)
 
     @cached_property
     def lake(self):  # -> include.lake.Lake (imported lazily: pyarrow is not needed to parse DAGs)
@@ -82,16 +83,25 @@ class SkyliftOperator(BaseOperator):
         """The published partition if it was built from exactly these inputs and settings.
 
         Re-running such a stage would rewrite the same rows, so it keeps the partition instead;
-        the `rebuild` trigger parameter forces a rewrite.
+        the `rebuild` trigger parameter forces a rewrite. Before trusting it for good, its files are
+        checked against the manifest (sizes, SHA-256, row counts): a damaged partition, or one whose
+        manifest is unreadable, is rebuilt, so a plain retry heals it.
         """
+        from include.errors import DamagedPartition
+
         if (context.get("params") or {}).get("rebuild"):
             return None
-        manifest = self.lake.manifest(zone, dataset, ds)
-        if manifest is not None and manifest.extra.get("build_key") == key:
-            self.log.info("%s/%s/ds=%s is up to date (built %s by run %s from the same inputs); kept as is",
-                          zone, dataset, ds, manifest.created_at, manifest.run_id)
-            return manifest
-        return None
+        try:
+            manifest = self.lake.manifest(zone, dataset, ds)
+            if manifest is None or manifest.extra.get("build_key") != key:
+                return None
+            self.lake.check(manifest, checksums=True)
+        except DamagedPartition as exc:
+            self.log.warning("%s; rebuilding it", exc)
+            return None
+        self.log.info("%s/%s/ds=%s is up to date (built %s by run %s from the same inputs); kept as is",
+                      zone, dataset, ds, manifest.created_at, manifest.run_id)
+        return manifest
 
     def run_identity(self, context: Any) -> dict[str, str]:
         """Who wrote an output: recorded in manifests and MLflow tags for lineage."""

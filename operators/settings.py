@@ -13,6 +13,7 @@ read at task run time. The defaults are the embedded set-up: everything in local
 | skylift_mlflow_artifact_root  | file://$AIRFLOW_HOME/skylift/mlartifacts | (unset: the server decides)       |
 | skylift_spark_master          | local[*]                                 | spark://spark-master:7077         |
 | skylift_training_image        | skylift-training:latest                  | registry.example.com/skylift:1.0  |
+| skylift_lake_verify_checksums | false (reads check sizes only)           | true (every read hashes its files)|
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def _defaults() -> dict[str, str]:
         "skylift_mlflow_artifact_root": f"file://{base}/mlartifacts",
         "skylift_spark_master": "local[*]",
         "skylift_training_image": "skylift-training:latest",
+        "skylift_lake_verify_checksums": "false",
     }
 
 
@@ -59,6 +61,7 @@ class Settings:
     mlflow_artifact_root: str | None
     spark_master: str
     training_image: str
+    lake_verify_checksums: bool = False
 
     @classmethod
     def resolve(cls) -> Settings:
@@ -73,4 +76,5 @@ class Settings:
             mlflow_artifact_root=artifacts,
             spark_master=get_setting("skylift_spark_master"),
             training_image=get_setting("skylift_training_image"),
+            lake_verify_checksums=get_setting("skylift_lake_verify_checksums").strip().lower() in ("true", "1", "yes"),
         )

@@ -2,5 +2,7 @@
 
 from include.lake.manifest import FileEntry, Manifest
 from include.lake.store import ZONES, Lake, LakeError, PartitionNotFound, check_ds, check_name
+from include.lake.verify import PartitionCheck, verify_lake
 
-__all__ = ["ZONES", "FileEntry", "Lake", "LakeError", "Manifest", "PartitionNotFound", "check_ds", "check_name"]
+__all__ = ["ZONES", "FileEntry", "Lake", "LakeError", "Manifest", "PartitionCheck", "PartitionNotFound", "check_ds",
+           "check_name", "verify_lake"]

@@ -620,16 +620,15 @@ class PartitionWriter:
         lost = [e.path for e in self.entries if listing.get(e.path, {}).get("size") != e.bytes]
         if lost:
             self.abort()
+            if self.lake._generation(self.folder) != self.base:  # the winner's clean-up took them
+                raise self._conflict()
             raise PublishConflict(
                 f"files of attempt {self.attempt} at {self.partition} vanished or changed before publish "
-                f"({', '.join(lost)}): another writer or clean-up touched them; nothing was published by "
+                f"({', '.join(lost)}): something else removed or rewrote them; nothing was published by "
                 "this attempt; retry the task")
         if not self.lake._publish_manifest(self.folder, manifest, self.base, self.replaces):
             self.abort()
-            raise PublishConflict(
-                f"another writer published {self.partition} ({self._winner()}) while this attempt "
-                f"({self.attempt}) was writing; nothing was published by this attempt; retry the task "
-                "(a retry keeps that partition if it was built from the same inputs)")
+            raise self._conflict()
         self.manifest = manifest
         log.info("published %s rows to %s", manifest.row_count, self.lake.uri(self.folder))
         return manifest
@@ -637,6 +636,12 @@ class PartitionWriter:
     @property
     def partition(self) -> str:
         return partition_name(self.zone, self.dataset, self.ds)
+
+    def _conflict(self) -> PublishConflict:
+        return PublishConflict(
+            f"another writer published {self.partition} ({self._winner()}) while this attempt "
+            f"({self.attempt}) was writing; nothing was published by this attempt; retry the task "
+            "(a retry keeps that partition if it was built from the same inputs)")
 
     def _winner(self) -> str:
         try:

@@ -25,10 +25,12 @@ class LakeHook(BaseHook):
     conn_type = "aws"
     hook_name = "Skylift lake"
 
-    def __init__(self, root: str, conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, root: str, conn_id: str = default_conn_name, verify_checksums: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.root = root
         self.conn_id = conn_id
+        self.verify_checksums = verify_checksums
 
     @property
     def is_s3(self) -> bool:
@@ -76,7 +78,7 @@ class LakeHook(BaseHook):
     def get_lake(self, root: str | None = None) -> Lake:
         from include.lake import Lake
 
-        return Lake(root or self.root, storage_options=self.storage_options())
+        return Lake(root or self.root, storage_options=self.storage_options(), verify_checksums=self.verify_checksums)
 
     def get_conn(self) -> Lake:
         return self.get_lake()
