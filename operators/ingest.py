@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
-from include.errors import ContractError
 from operators.base import SkyliftOperator, file_digest, partition_date
-from operators.drops import list_drop, render_drop_uri
+from operators.drops import content_gaps, inspect_drop, render_drop_uri, require_complete
 from operators.hooks.lake import LakeHook
 from operators.spec.loader import resolve_file
+from operators.spec.models import CompletionSpec
 
 
 class IngestOperator(SkyliftOperator):
@@ -21,12 +22,14 @@ class IngestOperator(SkyliftOperator):
     template_fields = ("source_uri",)
     ui_color = "#dff3e4"
 
-    def __init__(self, *, source_uri: str, source_format: str, schema_file: str, dataset: str, **kwargs: Any) -> None:
+    def __init__(self, *, source_uri: str, source_format: str, schema_file: str, dataset: str,
+                 completion: CompletionSpec | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_uri = source_uri
         self.source_format = source_format
         self.schema_file = schema_file
         self.dataset = dataset
+        self.completion = completion or CompletionSpec()
 
     def execute(self, context: Any) -> dict[str, Any]:
         from include.contracts import Contract, read_drop
@@ -37,17 +40,26 @@ class IngestOperator(SkyliftOperator):
         drops = LakeHook(root=self.settings.drops_root, conn_id=self.settings.lake_conn_id)
         uri = render_drop_uri(self.source_uri, ds, self.settings.drops_root)
         fs, path = _filesystem(uri, drops.storage_options() if uri.startswith("s3") else {})
-        files = list_drop(fs, path, self.source_format)
-        if not files:
-            raise ContractError(f"no {self.source_format} files in the drop at {uri} for ds={ds}")
-        self.log.info("reading %d file(s) from %s", len(files), uri)
-        contents = [(_as_uri(fs, f), fs.cat_file(f)) for f in files]
+        contents = self._read_whole_drop(fs, path, uri, ds)
+        date_check = {"date_column": self.completion.date_column} if self.completion.date_column else {}
         key = self.build_key([(u, hashlib.sha256(data).hexdigest()) for u, data in sorted(contents)],
-                             contract=file_digest(contract_path), format=self.source_format)
+                             contract=file_digest(contract_path), format=self.source_format, **date_check)
         manifest = self.unchanged(context, "raw", self.dataset, ds, key) or self._publish(
-            context, ds, uri, key, *read_drop(contents, self.source_format, contract))
+            context, ds, uri, key, *read_drop(contents, self.source_format, contract, ds=ds, **date_check))
         self.log.info("raw/%s/ds=%s: %d rows, schema %s", self.dataset, ds, manifest.row_count, manifest.schema_hash)
         return {"ds": ds, "rows": manifest.row_count, "partition": self.lake.partition_uri("raw", self.dataset, ds)}
+
+    def _read_whole_drop(self, fs: Any, path: str, uri: str, ds: str) -> list[tuple[str, bytes]]:
+        """The drop's files as (uri, content), only once the drop is whole by the spec's completion
+        rules: a run without the sensor (a re-run, a manual trigger) must not ingest half a drop."""
+        drop = inspect_drop(fs, path, self.source_format, self.completion, now=time.time())
+        require_complete(drop, uri, ds, self.source_format)
+        self.log.info("reading %d file(s) from %s", len(drop.listing.data), uri)
+        contents = [(_as_uri(fs, f.path), fs.cat_file(f.path)) for f in drop.listing.data]
+        read = {f.name: data for f, (_, data) in zip(drop.listing.data, contents, strict=True)}
+        require_complete(drop.also_missing(content_gaps(drop.manifest, read, self.completion.manifest)),
+                         uri, ds, self.source_format)
+        return contents
 
     def _publish(self, context: Any, ds: str, uri: str, key: str, table: Any, sources: list[Any]) -> Any:
         with self.lake.publish(

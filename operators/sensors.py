@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -9,32 +10,38 @@ from airflow.sdk.bases.sensor import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 
 from operators.base import partition_date
-from operators.drops import list_drop, render_drop_uri
+from operators.drops import DropState, DropWatch, inspect_drop, render_drop_uri
 from operators.settings import Settings
+from operators.spec.models import CompletionSpec
 
 
-def find_drop_files(uri: str, source_format: str, conn_id: str) -> list[str]:
-    """Files of the drop at `uri` (empty while the drop has not landed)."""
+def find_drop(uri: str, source_format: str, conn_id: str, completion: CompletionSpec) -> DropState:
+    """The drop at `uri` as it is now, judged by `completion` (empty while nothing has landed)."""
     import fsspec
 
     from operators.hooks.lake import LakeHook
 
     options = LakeHook(root=uri, conn_id=conn_id).storage_options()
     fs, path = fsspec.core.url_to_fs(uri, **options)
-    return list_drop(fs, path, source_format)
+    return inspect_drop(fs, path, source_format, completion)
 
 
 class DropSensor(BaseSensorOperator):
+    """Waits until the day's drop is whole by the spec's completion rules (marker or manifest,
+    file count) and has settled (names and sizes unchanged for `settle_seconds`)."""
+
     template_fields = ("source_uri",)
     ui_color = "#f0f0f0"
 
     def __init__(self, *, pipeline: str, source_uri: str, source_format: str, deferrable: bool = True,
-                 **kwargs: Any) -> None:
+                 completion: CompletionSpec | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pipeline = pipeline
         self.source_uri = source_uri
         self.source_format = source_format
         self.deferrable = deferrable
+        self.completion = completion or CompletionSpec()
+        self._watch: DropWatch | None = None  # pokes of one attempt share it (settle time)
 
     def _target(self, context: Any) -> tuple[str, str]:
         settings = Settings.resolve()
@@ -42,9 +49,13 @@ class DropSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool:
         uri, conn_id = self._target(context)
-        files = find_drop_files(uri, self.source_format, conn_id)
-        self.log.info("drop at %s: %d file(s)", uri, len(files))
-        return bool(files)
+        drop = find_drop(uri, self.source_format, conn_id, self.completion)
+        if self._watch is None:
+            self._watch = DropWatch(self.completion.settle_seconds)
+        wait = self._watch.observe(drop, time.time())
+        self.log.info("drop at %s: %d data file(s); %s", uri, len(drop.listing.data),
+                      "; ".join(drop.missing) or ("ready" if wait == 0 else f"settling ({wait:.0f}s to go)"))
+        return wait == 0
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable or self.poke(context):
@@ -54,15 +65,19 @@ class DropSensor(BaseSensorOperator):
         uri, conn_id = self._target(context)
         self.defer(
             trigger=DropTrigger(uri=uri, source_format=self.source_format, conn_id=conn_id,
-                                poke_interval=self.poke_interval, timeout=self.timeout),
+                                poke_interval=self.poke_interval, timeout=self.timeout,
+                                completion=self.completion.model_dump()),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + self.poke_interval),
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
         if event.get("status") == "found":
-            self.log.info("drop at %s has landed: %s", event["uri"], ", ".join(event.get("files", [])))
+            self.log.info("drop at %s is complete: %s", event["uri"], ", ".join(event.get("files", [])))
             return
         if event.get("status") == "timeout":
-            raise AirflowSensorTimeout(f"no drop at {event['uri']} after {self.timeout:.0f}s")
+            if event.get("empty", True):
+                raise AirflowSensorTimeout(f"no drop at {event['uri']} after {self.timeout:.0f}s")
+            raise AirflowSensorTimeout(f"the drop at {event['uri']} is not complete after {self.timeout:.0f}s: "
+                                       f"{'; '.join(event.get('missing', []))}")
         raise AirflowException(f"waiting for the drop at {event.get('uri')} failed: {event.get('message')}")

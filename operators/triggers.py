@@ -11,12 +11,14 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class DropTrigger(BaseTrigger):
-    """Fires once a source drop has files (or when the timeout passes). Never raises: failures
-    become an `error` event that the sensor turns into a clear task failure.
+    """Fires once a source drop is whole by its completion rules and has settled (or when the
+    timeout passes). Never raises: failures become an `error` event that the sensor turns into a
+    clear task failure. Yields exactly one event.
     """
 
     def __init__(self, uri: str, source_format: str, conn_id: str, poke_interval: float = 60.0,
-                 timeout: float = 3600.0, started: float | None = None) -> None:
+                 timeout: float = 3600.0, started: float | None = None,
+                 completion: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.uri = uri
         self.source_format = source_format
@@ -24,26 +26,44 @@ class DropTrigger(BaseTrigger):
         self.poke_interval = poke_interval
         self.timeout = timeout
         self.started = started if started is not None else time.time()
+        self.completion = completion or {}  # CompletionSpec fields (kwargs must serialize as plain data)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return ("operators.triggers.DropTrigger", {
             "uri": self.uri, "source_format": self.source_format, "conn_id": self.conn_id,
             "poke_interval": self.poke_interval, "timeout": self.timeout, "started": self.started,
+            "completion": self.completion,
         })
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from operators.sensors import find_drop_files
+        try:
+            event = await self._wait()
+        except Exception as exc:  # reported as an event: a trigger must not die silently
+            event = {"status": "error", "uri": self.uri, "message": f"{type(exc).__name__}: {exc}"}
+        yield TriggerEvent(event)
 
+    async def _wait(self) -> dict[str, Any]:
+        """Look at the drop every `poke_interval` until it is whole and unchanged for the settle time."""
+        from operators.drops import DropWatch
+        from operators.sensors import find_drop
+        from operators.spec.models import CompletionSpec
+
+        completion = CompletionSpec.model_validate(self.completion)
+        watch = DropWatch(completion.settle_seconds)
         while True:
-            try:
-                files = await asyncio.to_thread(find_drop_files, self.uri, self.source_format, self.conn_id)
-            except Exception as exc:  # reported as an event: a trigger must not die silently
-                yield TriggerEvent({"status": "error", "uri": self.uri, "message": f"{type(exc).__name__}: {exc}"})
-                return
-            if files:
-                yield TriggerEvent({"status": "found", "uri": self.uri, "files": files})
-                return
-            if time.time() - self.started >= self.timeout:
-                yield TriggerEvent({"status": "timeout", "uri": self.uri})
-                return
-            await asyncio.sleep(self.poke_interval)
+            drop = await asyncio.to_thread(find_drop, self.uri, self.source_format, self.conn_id, completion)
+            now = self._now()
+            wait = watch.observe(drop, now)
+            if wait == 0:
+                return {"status": "found", "uri": self.uri, "files": [f.name for f in drop.listing.data]}
+            if now - self.started >= self.timeout:
+                missing = list(drop.missing) or [watch.unsettled(now)]
+                return {"status": "timeout", "uri": self.uri, "empty": drop.empty, "missing": missing}
+            # While settling, look again as soon as the settle time could be over.
+            await self._pause(self.poke_interval if wait is None else min(self.poke_interval, wait))
+
+    def _now(self) -> float:
+        return time.time()
+
+    async def _pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

@@ -87,14 +87,16 @@ STACK_CUSTOMERS = 1200
 
 @pytest.fixture(scope="session")
 def landed(stack, tmp_path_factory):
-    """Three days of drops (ending STACK_END) uploaded to the stack's landing bucket."""
-    from include.datagen.churn import generate
+    """Three days of drops (ending STACK_END) uploaded to the stack's landing bucket, each drop's
+    completion marker last, as an uploader does."""
+    from include.datagen.churn import MARKER, generate
 
     local = tmp_path_factory.mktemp("drops")
     generate(local, STACK_END, days=3, n_customers=STACK_CUSTOMERS)
     client = stack.s3_client()
-    for path in sorted(local.rglob("*.csv")):
-        client.upload_file(str(path), "skylift-landing", f"activity/{path.parent.name}/{path.name}")
+    for path in sorted(local.rglob("*"), key=lambda p: (p.name == MARKER, str(p))):
+        if path.is_file():
+            client.upload_file(str(path), "skylift-landing", f"activity/{path.parent.name}/{path.name}")
     return local
 
 

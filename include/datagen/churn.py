@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PLANS = np.array(["basic", "standard", "premium"])
 PLAN_PRICE = np.array([9.99, 15.99, 22.99])
 EPOCH = date(2020, 1, 1)
+MARKER = "_SUCCESS"  # what `source.completion.marker` names in the shipped specs
 
 
 def customers(n: int, seed: int) -> pd.DataFrame:
@@ -95,7 +96,8 @@ def spend_labels(base: pd.DataFrame, as_of: date, seed: int) -> pd.DataFrame:
 
 
 def write_drop(frame: pd.DataFrame, folder: Path, fmt: str = "csv", name: str = "activity") -> Path:
-    """Write a drop as the upstream system would: one file per day, written whole then renamed."""
+    """Write a drop as the upstream system would: one file per day, written whole then renamed,
+    then the completion marker (`MARKER`), last, so a reader never takes a half drop for a whole one."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}[fmt]
     target = folder / f"{name}.{suffix}"
@@ -107,6 +109,7 @@ def write_drop(frame: pd.DataFrame, folder: Path, fmt: str = "csv", name: str = 
     else:
         frame.to_parquet(tmp, index=False)
     tmp.replace(target)
+    (folder / MARKER).write_bytes(b"")
     return target
 
 
@@ -123,11 +126,11 @@ def generate(out: Path, end: date, days: int, n_customers: int = 5000, seed: int
 def generate_labels(drops: Path, end: date, days: int, delay_days: int = 3, n_customers: int = 5000,
                     seed: int = 7) -> list[Path]:
     """Label drops for the same `days` ending at `end`, under the drops root: the drop of day L
-    holds the outcomes of feature day L - delay_days (days whose outcomes are not known by `end`
-    get none)."""
+    holds the outcomes of feature day L - delay_days. The label feed is older than the activity
+    written here, so the first drops carry outcomes of days before it (which join to nothing)."""
     base = customers(n_customers, seed)
     written = []
-    for offset in range(days - 1 - delay_days, -1, -1):
+    for offset in range(days - 1, -1, -1):
         arrival = end - timedelta(days=offset)
         as_of = arrival - timedelta(days=delay_days)
         written.append(write_drop(churn_labels(base, as_of), drops / "labels" / arrival.isoformat(),

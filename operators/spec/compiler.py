@@ -210,14 +210,14 @@ def _ingest(binding: SourceBinding, common: dict[str, Any]) -> BaseOperator:
 
     source = binding.spec
     task = IngestOperator(source_uri=source.uri, source_format=source.format, schema_file=source.schema_,
-                          dataset=binding.dataset, **common)
+                          dataset=binding.dataset, completion=source.completion, **common)
     if source.wait:
         from operators.sensors import DropSensor
 
         sensor = DropSensor(task_id=binding.task_id("wait_for_drop"), source_uri=source.uri,
                             source_format=source.format,
                             poke_interval=source.wait.poke_seconds, timeout=source.wait.timeout_minutes * 60,
-                            deferrable=True, pipeline=common["pipeline"])
+                            deferrable=True, pipeline=common["pipeline"], completion=source.completion)
         sensor >> task
     return task
 

@@ -28,12 +28,52 @@ class WaitSpec(Strict):
     poke_seconds: int = Field(60, ge=5, le=3600)
 
 
+FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]  # a file in the drop folder
+
+
+class CompletionSpec(Strict):
+    """When a day's drop counts as whole. Both the drop sensor and ingest hold a drop to these
+    rules, so a DAG without the sensor (a re-run, a retrain) never ingests half a drop either.
+    The defaults check nothing, as before.
+    """
+
+    marker: FileName | None = Field(None, description=(
+        "a file the uploader writes after the last data file, e.g. `_SUCCESS` (its content is ignored); "
+        "the drop is complete only once it exists"))
+    manifest: FileName | None = Field(None, description=(
+        "a JSON file the uploader writes last, listing the drop's files: "
+        '{"files": [{"name": "activity.csv", "size": 123, "sha256": "<optional>"}]}; '
+        "the drop must hold exactly those files, with those sizes (and checksums)"))
+    expected_files: int | None = Field(None, ge=1, le=100_000, description=(
+        "how many data files a whole drop holds (a two-file drop with one file landed is refused)"))
+    settle_seconds: int = Field(0, ge=0, le=24 * 3600, description=(
+        "the drop's file names and sizes must stay unchanged this long before it is read "
+        "(the sensor watches it; ingest checks the files' modification times)"))
+    date_column: str | None = Field(None, min_length=1, description=(
+        "a column whose every value must equal the partition date (catches yesterday's file in today's folder)"))
+
+    @field_validator("marker", "manifest")
+    @classmethod
+    def _a_file(cls, name: str | None) -> str | None:
+        if name in (".", ".."):
+            raise ValueError("must name a file in the drop folder")
+        return name
+
+    @model_validator(mode="after")
+    def _one_marker(self) -> CompletionSpec:
+        if self.marker and self.manifest:
+            raise ValueError("set either marker or manifest, not both (a manifest is itself the marker)")
+        return self
+
+
 class SourceSpec(Strict):
     uri: str = Field(description="drop location; `{ds}` is the partition date; relative to the drops root")
     format: Literal["csv", "jsonl", "parquet"] = "csv"
     schema_: str = Field(alias="schema", description="path of the schema contract (YAML)")
     dataset: Name | None = None
     wait: WaitSpec | None = None
+    completion: CompletionSpec = Field(default_factory=CompletionSpec, description=(
+        "when the drop counts as whole: marker or manifest, file count, settle time, date column"))
 
     @field_validator("uri")
     @classmethod

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from include.datagen.churn import generate
-from include.errors import ContractError, ValidationFailed
+from include.datagen.churn import MARKER, generate
+from include.errors import ContractError, IncompleteDrop, ValidationFailed
 from include.lake import Lake
 from tests.reliability.conftest import (
     DATASETS,
@@ -120,6 +120,23 @@ def latin1_plan(data: bytes) -> bytes:
     return ("\n".join(",".join(r) for r in [header, *rows]) + "\n").encode("latin-1")
 
 
+def redate(data: bytes, day: date) -> bytes:
+    """The same rows, every `event_date` set to `day`."""
+    header, rows = _rows(data)
+    return set_values(data, "event_date", dict.fromkeys(range(len(rows)), day.isoformat()))
+
+
+def yesterdays_file(data: bytes) -> bytes:
+    """The drop of the day before, uploaded again into this day's folder."""
+    header, rows = _rows(data)
+    return redate(data, date.fromisoformat(rows[0][header.index("event_date")]) - timedelta(days=1))
+
+
+def prefix_at_line_end(data: bytes, share: float) -> bytes:
+    """What a reader sees of a file still being uploaded: its first `share`, cut at a line end (so it parses)."""
+    return data[: data.rindex(b"\n", 0, int(len(data) * share)) + 1]
+
+
 # ---- the corpus ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -144,6 +161,7 @@ class Case:
     files: Callable[[bytes], dict[str, bytes]]  # the good CSV -> the files of the broken drop
     task: str  # the task that must fail
     message: Callable[[Drop], str]  # the exact message (validate: up to ". Report: <uri>")
+    marker: bool = True  # the uploader wrote the completion marker after the files
 
     @property
     def error(self) -> type[BaseException]:
@@ -220,6 +238,13 @@ CASES = [
                         "(expect_column_values_to_be_between(minutes_watched): 240 row(s), first rows 0, 5, 10)")),
     csv_case("too-few-rows", lambda g: keep_rows(g, 0, 10), "validate",
              validation("expect_table_row_count_to_be_between (expected min_value=100; observed 10)")),
+    csv_case("yesterdays-file-in-todays-folder", yesterdays_file, "ingest",
+             lambda d: f"{d.uri()}: column 'event_date' must be {d.ds} (the partition date) but rows "
+                       f"2-{CUSTOMERS + 1} hold {date.fromisoformat(d.ds) - timedelta(days=1)}: "
+                       "is this yesterday's drop?"),
+    Case("upload-in-progress-no-marker", lambda g: {"activity.csv": prefix_at_line_end(g, 0.4)}, "wait_for_drop",
+         lambda d: f"the drop at {d.folder_uri} is not complete after {SENSOR_TIMEOUT}s: no {MARKER} marker yet "
+                   "(the uploader writes it after the last file)", marker=False),
 ]
 assert len({c.id for c in CASES}) == len(CASES) >= 16
 CASE_DATES = {case.id: D0 + timedelta(days=1 + i) for i, case in enumerate(CASES)}
@@ -235,10 +260,13 @@ class Nightly:
     def good_csv(self, day: date) -> bytes:
         return (self.home / "drops" / "activity" / day.isoformat() / "activity.csv").read_bytes()
 
-    def write_drop(self, day: date, files: dict[str, bytes]) -> Drop:
+    def write_drop(self, day: date, files: dict[str, bytes], marker: bool = True) -> Drop:
+        """Replace the day's drop with `files`, then (unless `marker` is false) the completion marker."""
         folder = self.home / "drops" / "activity" / day.isoformat()
         for old in folder.iterdir():
             old.unlink()
+        if marker and files:
+            files = {**files, MARKER: b""}
         for name, data in files.items():
             (folder / name).write_bytes(data)
         return Drop(ds=day.isoformat(), folder=folder, files=files)
@@ -261,7 +289,7 @@ def nightly(tmp_path_factory):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_bad_drop_stops_the_night(nightly, case, capfd):
     day = CASE_DATES[case.id]
-    drop = nightly.write_drop(day, case.files(nightly.good_csv(day)))
+    drop = nightly.write_drop(day, case.files(nightly.good_csv(day)), marker=case.marker)
     written = {name: sha256(drop.folder / name) for name in drop.files}
     lake_before = tree_digest(nightly.home / "lake")
     champion_before = champion_version(nightly.home)
@@ -407,6 +435,71 @@ def test_bad_drop_in_other_formats_is_refused_at_ingest(nightly, case, context_f
     assert champion_version(nightly.home) == nightly.champion
 
 
+# ---- drops that are not whole yet: refused at ingest by the source's completion rules -------------
+# (a run without the sensor, such as a re-run, must not ingest half a drop either)
+
+def _halves(good: bytes) -> dict[str, bytes]:
+    lines = good.split(b"\n")
+    return {"part-1.csv": b"\n".join(lines[:601]) + b"\n", "part-2.csv": b"\n".join([lines[0], *lines[601:]])}
+
+
+def _manifest(files: dict[str, bytes]) -> bytes:
+    import json
+
+    return json.dumps({"files": [{"name": n, "size": len(d)} for n, d in files.items()]}).encode()
+
+
+@dataclass(frozen=True)
+class CompletionCase:
+    id: str
+    completion: dict
+    files: Callable[[bytes], dict[str, bytes]]
+    missing: Callable[[Drop], str]
+
+
+COMPLETION_CASES = [
+    CompletionCase("two-file-drop-one-landed", {"expected_files": 2},
+                   lambda g: {"part-1.csv": _halves(g)["part-1.csv"]},
+                   lambda d: "2 csv file(s) expected, 1 present (part-1.csv)"),
+    CompletionCase("manifest-lists-a-file-not-landed", {"manifest": "_manifest.json"},
+                   lambda g: {"part-1.csv": _halves(g)["part-1.csv"], "_manifest.json": _manifest(_halves(g))},
+                   lambda d: "part-2.csv is listed in _manifest.json but not in the drop"),
+    CompletionCase("manifest-file-still-growing", {"manifest": "_manifest.json"},
+                   lambda g: {"activity.csv": prefix_at_line_end(g, 0.4),
+                              "_manifest.json": _manifest({"activity.csv": g})},
+                   lambda d: f"activity.csv has {len(d.files['activity.csv'])} bytes where _manifest.json says "
+                             f"{listed_size(d, 'activity.csv')}"),
+]
+
+
+def listed_size(drop: Drop, name: str) -> int:
+    import json
+
+    return next(e["size"] for e in json.loads(drop.files["_manifest.json"])["files"] if e["name"] == name)
+
+
+@pytest.mark.parametrize("case", COMPLETION_CASES, ids=lambda c: c.id)
+def test_a_drop_that_is_not_whole_is_refused_at_ingest(nightly, case, context_for):
+    from operators.ingest import IngestOperator
+    from operators.spec.models import CompletionSpec
+
+    day = date(2026, 12, 20) + timedelta(days=COMPLETION_CASES.index(case))
+    (nightly.home / "drops" / "activity" / day.isoformat()).mkdir(parents=True, exist_ok=True)
+    drop = nightly.write_drop(day, case.files(redate(nightly.good_csv(D0), day)), marker=False)
+    written = {name: sha256(drop.folder / name) for name in drop.files}
+    ingest = IngestOperator(task_id="ingest", pipeline="churn", source_uri="activity/{ds}/", source_format="csv",
+                            schema_file="include/schemas/customer_activity.yaml", dataset=DATASETS["raw"],
+                            completion=CompletionSpec(**case.completion))
+    with pytest.raises(IncompleteDrop) as caught:
+        ingest.execute(context_for(drop.ds, task_id="ingest"))
+    assert str(caught.value) == (f"the drop at {drop.folder_uri} for ds={drop.ds} is not complete: "
+                                 f"{case.missing(drop)}. Nothing was ingested; run the task again once the upload "
+                                 "has finished")
+    assert_no_partition(nightly.lake, "raw", drop.ds)
+    assert {p.name: sha256(p) for p in drop.folder.iterdir()} == written
+    assert champion_version(nightly.home) == nightly.champion
+
+
 # ---- a few bad rows, under the share: the night goes on without them -----------------------------
 
 def test_a_few_bad_rows_are_quarantined_and_the_night_succeeds(nightly):
@@ -437,7 +530,7 @@ def test_a_few_bad_rows_are_quarantined_and_the_night_succeeds(nightly):
     features = set(lake.read_table("features", DATASETS["features"], drop.ds).column("customer_id").to_pylist())
     assert features == kept
     assert lake.require("predictions", DATASETS["predictions"], drop.ds).row_count == CUSTOMERS - 6
-    assert [p.name for p in drop.folder.iterdir()] == ["activity.csv"]
+    assert sorted(p.name for p in drop.folder.iterdir()) == [MARKER, "activity.csv"]
     assert (drop.folder / "activity.csv").read_bytes() == data
 
 
@@ -449,7 +542,7 @@ def test_a_bad_re_drop_of_a_date_that_passed_is_withdrawn_and_refused_downstream
 
     ds = GOOD_DAY.isoformat()
     assert nightly.lake.manifest("predictions", DATASETS["predictions"], ds) is not None, "needs the previous test"
-    data = every_nth(nightly.good_csv(D0), "plan", "platinum", 12)
+    data = every_nth(redate(nightly.good_csv(D0), GOOD_DAY), "plan", "platinum", 12)
     drop = nightly.write_drop(GOOD_DAY, {"activity.csv": data})
     result = run_dag_once("churn_nightly", GOOD_DAY)
     assert result.failed == ["validate"], result.task_states
