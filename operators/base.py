@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from include.errors import SpecError
+from include.errors import LakeError, SpecError
 from operators.hooks.lake import LakeHook
 from operators.hooks.mlflow import MlflowHook
 from operators.settings import Settings
@@ -35,6 +35,24 @@ def partition_date(context: Any) -> str:
     if logical is not None:
         return logical.date().isoformat()
     return context["dag_run"].run_after.date().isoformat()
+
+
+def refuse_undeclared_conf(context: Any) -> None:
+    """Fail a run whose conf names a key that is not one of its DAG's params.
+
+    Airflow validates the declared params of a trigger but passes any other conf key through, and
+    an operator might apply it (an undeclared hyper-parameter reaching the trainer untyped). The
+    compiler sets this as every task's `pre_execute` hook, so whichever task runs first (a sensor,
+    an ingest or a training pod) fails before doing anything, and nothing downstream runs.
+    """
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    declared = set(context["dag"].params)
+    unknown = sorted(set(conf) - declared)
+    if unknown:
+        raise SpecError(f"this run's conf has {unknown}, which {'is' if len(unknown) == 1 else 'are'} not a "
+                        f"parameter of DAG {context['dag'].dag_id!r}; its parameters are {sorted(declared)}: "
+                        "trigger it again without those keys")
 
 
 def file_digest(path: str | Path) -> str:
@@ -102,6 +120,26 @@ class SkyliftOperator(BaseOperator):
         self.log.info("%s/%s/ds=%s is up to date (built %s by run %s from the same inputs); kept as is",
                       zone, dataset, ds, manifest.created_at, manifest.run_id)
         return manifest
+
+    def publish(self, zone: str, dataset: str, ds: str, **manifest_fields: Any):
+        """`Lake.publish`, refusing to replace a partition another pipeline wrote; records this
+        pipeline in the manifest's `extra` so the next writer can tell."""
+        self.check_partition_owner(zone, dataset, ds)
+        extra = {**manifest_fields.pop("extra", {}), "pipeline": self.pipeline}
+        return self.lake.publish(zone, dataset, ds, extra=extra, **manifest_fields)
+
+    def withdraw(self, zone: str, dataset: str, ds: str) -> bool:
+        """`Lake.delete_partition`, with the same ownership check as `publish`."""
+        self.check_partition_owner(zone, dataset, ds)
+        return self.lake.delete_partition(zone, dataset, ds)
+
+    def check_partition_owner(self, zone: str, dataset: str, ds: str) -> None:
+        manifest = self.lake.manifest(zone, dataset, ds)
+        owner = manifest.extra.get("pipeline") if manifest is not None else None
+        if owner is not None and owner != self.pipeline:
+            raise LakeError(f"{zone}/{dataset}/ds={ds} was written by pipeline {owner!r} (run {manifest.run_id}); "
+                            f"pipeline {self.pipeline!r} may not replace it. Two specs name the same dataset: "
+                            "give this pipeline's spec its own dataset name")
 
     def run_identity(self, context: Any) -> dict[str, str]:
         """Who wrote an output: recorded in manifests and MLflow tags for lineage."""

@@ -91,7 +91,7 @@ class FeaturesOperator(SkyliftOperator):
         with spark_hook.session() as spark, tempfile.TemporaryDirectory(prefix="skylift-features-") as tmp:
             out = Path(tmp) / "out"
             self._run_job(spark, job, {name: sorted(days) for name, days in found.items()}, ds, out)
-            with self.lake.publish(
+            with self.publish(
                 "features", self.dataset, ds,
                 run_id=context["ti"].run_id,
                 inputs=[m.as_input() for m in inputs],

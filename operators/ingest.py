@@ -62,7 +62,7 @@ class IngestOperator(SkyliftOperator):
         return contents
 
     def _publish(self, context: Any, ds: str, uri: str, key: str, table: Any, sources: list[Any]) -> Any:
-        with self.lake.publish(
+        with self.publish(
             "raw", self.dataset, ds,
             run_id=context["ti"].run_id,
             inputs=[s.as_input() for s in sources],

@@ -55,9 +55,17 @@ class RegisterModelOperator(SkyliftOperator):
         from mlflow.exceptions import MlflowException
 
         try:
-            client.get_registered_model(self.model_name)
+            model = client.get_registered_model(self.model_name)
         except MlflowException:
             client.create_registered_model(self.model_name, tags={"skylift.pipeline": self.pipeline})
+            return
+        owner = (model.tags or {}).get("skylift.pipeline")
+        if owner != self.pipeline:  # another pipeline's model, or one made outside Skylift: never take it over
+            raise RegistryError(
+                f"registered model {self.model_name!r} belongs to pipeline {owner!r} (its skylift.pipeline tag), "
+                f"not to {self.pipeline!r}; nothing was registered. Give this pipeline's spec its own "
+                "register.model_name" + ("" if owner else f", or tag the model skylift.pipeline={self.pipeline} "
+                                         "to hand it over"))
 
     def _existing_version(self, client: Any, run_id: str) -> Any | None:
         versions = client.search_model_versions(f"name = '{self.model_name}' and run_id = '{run_id}'")

@@ -43,7 +43,7 @@ class BatchScoreOperator(SkyliftOperator):
                     "partition": self.lake.partition_uri("predictions", self.dataset, ds)}
         self.log.info("scoring features/%s/ds=%s with %s v%s on %s", self.features_dataset, ds, self.model_name,
                       version, engine)
-        with self.lake.publish(
+        with self.publish(
             "predictions", self.dataset, ds,
             run_id=context["ti"].run_id,
             inputs=[features.as_input(), {"model": f"models:/{self.model_name}/{version}"}],

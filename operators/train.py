@@ -22,6 +22,7 @@ from typing import Any
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
 from include.errors import PartitionNotFound, SpecError, TrainingError
+from include.training import params as hyper_parameters
 from operators import train_reuse
 from operators.base import date_window, partition_date
 from operators.hooks.lake import LakeHook
@@ -47,7 +48,7 @@ class TrainModelOperator(KubernetesPodOperator):
         task: str = "classification",
         key: list[str] | None = None,
         exclude: list[str] | None = None,
-        params: dict[str, Any] | None = None,
+        model_params: dict[str, Any] | None = None,
         tunable: list[str] | None = None,
         window_days: int = 1,
         holdout_fraction: float = 0.2,
@@ -91,7 +92,9 @@ class TrainModelOperator(KubernetesPodOperator):
         self.target = target
         self.key = list(key or [])
         self.exclude = list(exclude or [])
-        self.model_params = dict(params or {})
+        # `model_params`, never `params`: Airflow merges the DAG's trigger-form Params into an argument
+        # of that name. `tunable`: this DAG's declared trigger params that override `model_params`.
+        self.model_params = dict(model_params or {})
         self.tunable = list(tunable or [])
         self.window_days = window_days
         self.holdout_fraction = holdout_fraction
@@ -134,10 +137,7 @@ class TrainModelOperator(KubernetesPodOperator):
     def training_config(self, context: Any, settings: Settings, dates: list[str]) -> dict[str, Any]:
         ti = context["ti"]
         ds = partition_date(context)
-        params = dict(self.model_params)
-        for name in self.tunable:
-            if (context.get("params") or {}).get(name) is not None:
-                params[name] = context["params"][name]
+        params = self.run_model_params(context)
         return {
             "lake_root": settings.lake_root,
             "dataset": self.dataset,
@@ -154,6 +154,17 @@ class TrainModelOperator(KubernetesPodOperator):
             "tags": {"skylift.pipeline": self.pipeline, "skylift.dag_id": ti.dag_id, "skylift.dag_run_id": ti.run_id,
                      "skylift.ds": ds},
         }
+
+    def run_model_params(self, context: Any) -> dict[str, Any]:
+        """The spec's model parameters with this run's values of the DAG's tunable params, checked
+        against the framework's parameter model before any pod or process starts."""
+        run = context.get("params") or {}
+        params = {**self.model_params, **{n: run[n] for n in self.tunable if run.get(n) is not None}}
+        try:
+            return hyper_parameters.check(self.framework, params)
+        except ValueError as exc:
+            raise SpecError(f"{self.framework} parameters of this run refused: {exc} (from the spec's "
+                            f"train.params and the run's params {sorted(self.tunable)})") from exc
 
     def training_partitions(self, context: Any, ds: str, lake_hook: LakeHook) -> dict[str, str]:
         """Feature partitions to train on, date -> fingerprint: the trigger form's date range, else

@@ -58,8 +58,8 @@ class ValidateOperator(SkyliftOperator):
         if outcome.failed:
             # Nothing downstream may use this date: withdraw what an earlier run published for it.
             # (Features built from the withdrawn partition are refused as stale when read.)
-            self.lake.delete_partition("validated", self.dataset, ds)
-            self.lake.delete_partition("quarantine", self.dataset, ds)
+            self.withdraw("validated", self.dataset, ds)
+            self.withdraw("quarantine", self.dataset, ds)
             raise ValidationFailed(
                 f"validation of raw/{self.dataset}/ds={ds} failed: {'; '.join(outcome.failed)}. Report: {report}"
             )
@@ -72,7 +72,7 @@ class ValidateOperator(SkyliftOperator):
     def _publish_report(self, context: Any, ds: str, outcome: Any, raw: Any) -> str:
         summary = {"status": outcome.status, "failed": outcome.failed, "warnings": outcome.warnings,
                    "quarantined_rows": len(outcome.quarantine)}
-        with self.lake.publish("reports", self.dataset, ds, run_id=context["ti"].run_id,
+        with self.publish("reports", self.dataset, ds, run_id=context["ti"].run_id,
                                inputs=[raw.as_input()], extra=summary) as writer:
             writer.write_bytes("validation.json", json.dumps(outcome.result, indent=2, default=str).encode())
             writer.write_bytes("validation.html", outcome.html.encode())
@@ -91,13 +91,13 @@ class ValidateOperator(SkyliftOperator):
         if bad:
             rows = frame.loc[bad].copy()
             rows["_reasons"] = pd.Series({i: "; ".join(r) for i, r in outcome.quarantine.items()})
-            with self.lake.publish("quarantine", self.dataset, ds, **common) as writer:
+            with self.publish("quarantine", self.dataset, ds, **common) as writer:
                 writer.write_table(pa.Table.from_pandas(rows, preserve_index=False))
             self.log.warning("quarantined %d row(s) of ds=%s", len(bad), ds)
         else:
-            self.lake.delete_partition("quarantine", self.dataset, ds)
+            self.withdraw("quarantine", self.dataset, ds)
         extra = {"status": outcome.status, "warnings": outcome.warnings, "quarantined_rows": len(bad),
                  "build_key": key}
-        with self.lake.publish("validated", self.dataset, ds, extra=extra, **common) as writer:
+        with self.publish("validated", self.dataset, ds, extra=extra, **common) as writer:
             writer.write_table(pa.Table.from_pandas(good, schema=schema, preserve_index=False))
         return len(good)

@@ -15,7 +15,9 @@ from typing import Any
 import yaml
 from airflow.sdk import DAG, Asset, BaseOperator, Param, get_parsing_context
 
-from operators.spec.loader import load_spec
+from include.training import params as model_params
+from operators.base import refuse_undeclared_conf
+from operators.spec.loader import ASSET_SCHEDULE, load_spec
 from operators.spec.models import STAGES, DagSpec, PipelineSpec, SourceBinding
 
 # stage -> the stages it runs after (when both are in the same DAG)
@@ -31,7 +33,6 @@ FOLLOWS: dict[str, tuple[str, ...]] = {
 }
 # Stages that run once per source (tasks `<stage>_<source>`, or `<stage>` for the one-source shorthand).
 PER_SOURCE = ("ingest", "validate")
-ASSET_SCHEDULE = "on_new_features"
 
 
 def evaluations_asset(spec: PipelineSpec) -> Asset:
@@ -79,7 +80,9 @@ def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) ->
         max_active_runs=dag_spec.max_active_runs,
         tags=sorted({"skylift", spec.pipeline, name, *spec.tags}),
         params=build_params(spec, dag_spec, stages),
-        default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": timedelta(seconds=30)},
+        # Every task first refuses a conf key that is not one of this DAG's params (see refuse_undeclared_conf).
+        default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": timedelta(seconds=30),
+                      "pre_execute": refuse_undeclared_conf},
         doc_md=_doc(spec, name, stages, source),
         render_template_as_native_obj=True,
     )
@@ -97,7 +100,8 @@ def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) ->
                     landed[binding.name] = task
                 continue
             # A DAG run only by hand always trains: someone asked for a new model.
-            tasks[stage] = create_task(spec, stage, stages, reuse_training=dag_spec.schedule is not None)
+            tasks[stage] = create_task(spec, stage, stages, reuse_training=dag_spec.schedule is not None,
+                                       tunable=tuple(dag_spec.params))
             for before in FOLLOWS[stage]:
                 if before in tasks:
                     tasks[before] >> tasks[stage]
@@ -138,17 +142,29 @@ def build_params(spec: PipelineSpec, dag_spec: DagSpec, stages: list[str]) -> di
         params["gpu"] = Param(spec.train.resources.gpu, type="integer", minimum=0, maximum=16, title="GPUs",
                               description="GPUs for the training pod (0: CPU).")
         for key, param in dag_spec.params.items():
-            params[key] = Param(
-                param.default if param.default is not None else spec.train.params.get(key),
-                **{k: v for k, v in param.model_dump(exclude={"default"}).items() if v is not None},
-            )
+            params[key] = hyper_parameter(spec, key, param)
     if "deploy" in stages:
         params["force_deploy"] = Param(False, type="boolean", title="Force deploy",
                                        description="Promote the new model even if it does not pass the gate.")
     return params
 
 
-def create_task(spec: PipelineSpec, stage: str, stages: list[str], reuse_training: bool = True) -> BaseOperator:
+def hyper_parameter(spec: PipelineSpec, key: str, param: Any) -> Param:
+    """A trigger-form field for one model parameter: the spec's schema, with the model's own bounds
+    wherever the spec gives none, so the form refuses what the trainer would refuse."""
+    declared = {k: v for k, v in param.model_dump(exclude={"default"}).items() if v is not None}
+    model_bounds = model_params.trigger_schema(spec.train.framework, key)
+    bounds = {k: v for k, v in model_bounds.items() if k not in ("type", "items", "maxItems")}
+    if "minimum" in declared:
+        bounds.pop("exclusiveMinimum", None)
+    if "maximum" in declared:
+        bounds.pop("exclusiveMaximum", None)
+    default = param.default if param.default is not None else spec.train.params.get(key)
+    return Param(default, **{**bounds, **declared})
+
+
+def create_task(spec: PipelineSpec, stage: str, stages: list[str], reuse_training: bool = True,
+                tunable: tuple[str, ...] = ()) -> BaseOperator:
     """The one place that maps a stage of the spec to its operator."""
     common = {"task_id": stage, "pipeline": spec.pipeline}
     if stage in PER_SOURCE:
@@ -162,7 +178,7 @@ def create_task(spec: PipelineSpec, stage: str, stages: list[str], reuse_trainin
                                 dataset=spec.features_dataset, lookback_days=spec.features.lookback_days,
                                 outlets=[features_asset(spec)], **common)
     if stage == "train":
-        return _train(spec, stages, common, reuse_training)
+        return _train(spec, common, reuse_training, tunable)
     if stage == "register":
         from operators.register import RegisterModelOperator
 
@@ -222,22 +238,19 @@ def _ingest(binding: SourceBinding, common: dict[str, Any]) -> BaseOperator:
     return task
 
 
-def _train(spec: PipelineSpec, stages: list[str], common: dict[str, Any], reuse: bool) -> BaseOperator:
+def _train(spec: PipelineSpec, common: dict[str, Any], reuse: bool, tunable: tuple[str, ...]) -> BaseOperator:
     from operators.train import TrainModelOperator
 
     t, k8s = spec.train, spec.train.kubernetes
     return TrainModelOperator(
         dataset=spec.features_dataset, framework=t.framework, task=t.task, target=t.target, key=t.key,
-        exclude=t.exclude, params=t.params, tunable=sorted(set(t.params) | _tunable(spec)),
+        # not `params=`: Airflow merges the DAG's trigger-form Params into an argument of that name
+        exclude=t.exclude, model_params=t.params, tunable=sorted(tunable),
         window_days=t.window_days, holdout_fraction=t.holdout_fraction, execution=t.execution,
         gpu=t.resources.gpu, cpu=t.resources.cpu, memory=t.resources.memory, namespace=k8s.namespace,
         node_selector=k8s.node_selector, tolerations=k8s.tolerations, env_from_secret=k8s.env_from_secret,
         service_account=k8s.service_account, image=k8s.image, reuse_unchanged=reuse, **common,
     )
-
-
-def _tunable(spec: PipelineSpec) -> set[str]:
-    return {name for dag in spec.dags.values() for name in dag.params}
 
 
 def _deploy(spec: PipelineSpec, common: dict[str, Any]) -> BaseOperator:

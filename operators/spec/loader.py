@@ -5,7 +5,9 @@ Every error is a `SpecError` whose message starts with `<file>:<line>: <key>`.
 
 from __future__ import annotations
 
+import ast
 import difflib
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -15,7 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from include.errors import SpecError
 from include.gate import METRICS
-from operators.spec.models import JOB_PATH, PipelineSpec
+from include.training import params as model_params
+from operators.spec.models import JOB_PATH, DagSpec, ParamSpec, PipelineSpec
+from operators.spec.ownership import check_ownership
 from operators.spec.yaml_source import Location, YamlDocument, load_yaml
 
 SECRET_KEYS = re.compile(r"(password|passwd|secret|token|api_?key|access_?key|private_?key|credential)", re.I)
@@ -35,6 +39,13 @@ NEEDS_SECTIONS = {"register": ("train", "features"), "deploy": ("train", "regist
 DEFAULT_FEATURE_PACKAGES = ("include.features",)
 # Trigger-form parameters every DAG may get from the compiler; a spec cannot redefine them.
 RESERVED_PARAMS = frozenset({"ds", "rebuild", "train_start", "train_end", "gpu", "force_deploy"})
+# `dags.<name>.schedule` values besides cron expressions: a DAG run on every new features partition,
+# and Airflow's own words (the presets become cron expressions).
+ASSET_SCHEDULE = "on_new_features"
+SCHEDULE_WORDS = frozenset({ASSET_SCHEDULE, "@once", "@continuous"})
+CRON_PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *",
+                "@quarterly": "0 0 1 */3 *", "@yearly": "0 0 1 1 *"}
+
 
 
 def project_root() -> Path:
@@ -54,6 +65,7 @@ def load_spec(path: str | Path) -> PipelineSpec:
     except ValidationError as exc:
         raise SpecError(_describe(doc, exc)) from None  # the pydantic dump repeats the input
     _cross_check(doc, spec)
+    check_ownership(doc.path)  # last: a spec's own mistakes are reported before a clash with another
     return spec
 
 
@@ -152,6 +164,10 @@ def _cross_check(doc: YamlDocument, spec: PipelineSpec) -> None:
     _check_files(doc, spec)
     _check_feature_job(doc, spec)
     _check_gate(doc, spec)
+    _check_schedules(doc, spec)
+    _check_model_params(doc, spec)
+    for dag_name, dag in spec.dags.items():
+        _check_trigger_params(doc, spec, dag_name, dag)
 
 
 def _check_files(doc: YamlDocument, spec: PipelineSpec) -> None:
@@ -189,6 +205,35 @@ def _check_feature_job(doc: YamlDocument, spec: PipelineSpec) -> None:
     if not any(module == pkg or module.startswith(pkg + ".") for pkg in allowed):
         raise SpecError(f"{doc.where(('features', 'job'))}: module {module!r} is not in an allowed feature "
                         f"package {list(allowed)} (set SKYLIFT_FEATURE_PACKAGES to allow more)")
+    problem = _missing_job(spec.features.job)
+    if problem:
+        raise SpecError(f"{doc.where(('features', 'job'))}: {problem}")
+
+
+def _missing_job(job: str) -> str | None:
+    """Why the feature job cannot be found, without importing it (that would start Spark's imports)."""
+    module, func = job.split(":")
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent package is missing or broken
+        found = None
+    if found is None:
+        return f"module {module!r} not found (is the package installed, the name spelled right?)"
+    if found.origin and found.origin.endswith(".py"):
+        try:
+            tree = ast.parse(Path(found.origin).read_bytes())
+        except (OSError, SyntaxError) as exc:
+            return f"module {module!r} cannot be read: {exc}"
+        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+        defined |= {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                    if isinstance(t, ast.Name)}
+        defined |= {(a.asname or a.name) for node in tree.body if isinstance(node, ast.ImportFrom) for a in node.names}
+        if func not in defined:
+            close = difflib.get_close_matches(func, sorted(defined), n=1)
+            hint = f"; did you mean {module}:{close[0]}?" if close else ""
+            return f"module {module!r} defines no function {func!r}{hint}"
+    return None
+
 
 
 def feature_packages() -> tuple[str, ...]:
@@ -206,3 +251,76 @@ def _check_gate(doc: YamlDocument, spec: PipelineSpec) -> None:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise SpecError(f"{doc.where(('deploy', 'gate', 'metric'))}: {metric!r} is not a {spec.train.task} metric "
                         f"(one of {sorted(known)}){hint}")
+
+
+def _check_schedules(doc: YamlDocument, spec: PipelineSpec) -> None:
+    """A bad cron would only surface when Airflow builds the timetable, far from the spec line."""
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
+    for dag_name, dag in spec.dags.items():
+        schedule = dag.schedule
+        if schedule is None or schedule in SCHEDULE_WORDS:
+            continue
+        try:
+            croniter(CRON_PRESETS.get(schedule, schedule))
+        except (CroniterBadCronError, CroniterBadDateError, ValueError) as exc:
+            raise SpecError(f"{doc.where(('dags', dag_name, 'schedule'))}: {schedule!r} is not a cron expression "
+                            f"({exc}); use five fields like '0 2 * * *', one of {sorted(CRON_PRESETS)}, "
+                            f"{ASSET_SCHEDULE!r} or null") from None
+
+
+def _check_model_params(doc: YamlDocument, spec: PipelineSpec) -> None:
+    if not spec.train:
+        return
+    found = model_params.problems(spec.train.framework, spec.train.params)
+    if found:
+        first = found[0]
+        loc = ("train", "params", *(first.name.split(".")[:1] if first.name else ()))
+        message = first.message if first.name == loc[-1] else model_params.describe(first)
+        raise SpecError(f"{doc.where(loc)}: {message} (train.framework is {spec.train.framework})")
+
+
+def _check_trigger_params(doc: YamlDocument, spec: PipelineSpec, dag_name: str, dag: DagSpec) -> None:
+    """A DAG's trigger-form params are hyper-parameters of its model, within the model's bounds."""
+    for name, param in dag.params.items():
+        where = doc.where(("dags", dag_name, "params", name))
+        if spec.train is None or "train" not in dag.stage_list:
+            raise SpecError(f"{where}: only a DAG with a train stage takes hyper-parameters (stages of "
+                            f"{dag_name!r}: {dag.stage_list})")
+        problem = _param_problem(spec.train.framework, name, param, spec.train.params.get(name))
+        if problem:
+            raise SpecError(f"{where}: {problem}")
+
+
+def _param_problem(framework: str, name: str, param: ParamSpec, spec_value: Any) -> str | None:
+    if name not in model_params.names(framework):
+        return model_params.describe(model_params.problems(framework, {name: None})[0])
+    schema = model_params.trigger_schema(framework, name)
+    # what the form may send must fit the model: an integer field fits no "number" (2.5 would pass the form)
+    wanted = {"integer": ("integer", "number"), "number": ("number",), "string": ("string",),
+              "boolean": ("boolean",)}[param.type]
+    if schema.get("type") not in wanted:
+        return f"type {param.type!r} does not fit the {framework} parameter, which is of type {schema.get('type')!r}"
+    default = param.default if param.default is not None else spec_value
+    if default is None:
+        return f"needs a default: give `default:` here or set train.params.{name}"
+    return _bounds_problem(framework, name, param, default)
+
+
+def _bounds_problem(framework: str, name: str, param: ParamSpec, default: Any) -> str | None:
+    low, high = param.minimum, param.maximum
+    if low is not None and high is not None and low > high:
+        return f"minimum {low} is above maximum {high}"
+    checks = [("default", default), ("minimum", low), ("maximum", high),
+              *(("enum value", v) for v in param.enum or ())]
+    for label, value in checks:
+        # YAML bounds are floats; an integer parameter's bound 1.0 means 1
+        typed = int(value) if param.type == "integer" and isinstance(value, float) and value.is_integer() else value
+        found = model_params.problems(framework, {name: typed}) if typed is not None else []
+        if found:
+            return f"{label} {typed!r} is outside what {framework} accepts: {found[0].message}"
+    if (low is not None and default < low) or (high is not None and default > high):
+        return f"default {default!r} is outside the bounds [{low}, {high}]"
+    if param.enum is not None and default not in param.enum:
+        return f"default {default!r} is not one of the enum {param.enum}"
+    return None

@@ -15,6 +15,9 @@ import yaml
 from include.errors import SpecError
 
 Location = tuple[str | int, ...]
+# libyaml's parser when the wheel has it: the pure-Python scanner was most of a DAG file's parse time.
+# Either way the constructor is the safe one.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,7 @@ def load_yaml(path: Path) -> YamlDocument:
         raise SpecError(f"{path}: cannot be read: {exc}") from exc
     try:
         _refuse_aliases(path, text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _compose_and_construct(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
@@ -58,9 +60,19 @@ def load_yaml(path: Path) -> YamlDocument:
     return YamlDocument(path=path, data=data, lines=lines)
 
 
+def _compose_and_construct(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for line numbers) and the Python data, from one parse."""
+    loader = _LOADER(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
 def _refuse_aliases(path: Path, text: str) -> None:
     """Anchors and aliases let a few lines expand into billions of nodes: specs may not use them."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+    for event in yaml.parse(text, Loader=_LOADER):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise SpecError(f"{path}:{event.start_mark.line + 1}: YAML anchors and aliases (&name, *name) are "
                             "not allowed in pipeline specs; write the values out")

@@ -98,3 +98,92 @@ def test_spec_errors(tmp_path, patch, needle):
 def test_not_a_mapping(tmp_path):
     with pytest.raises(SpecError, match="must be a mapping"):
         load_spec(write(tmp_path, "- a\n- b\n"))
+
+
+def line_of(path: Path, text: str, after: str = "") -> int:
+    body = path.read_text()
+    return body[: body.index(text, body.index(after))].count("\n") + 1
+
+
+@pytest.mark.parametrize("framework,params,needle", [
+    ("xgboost", {"max_dept": 4}, "train.params.max_dept: not a xgboost parameter; did you mean 'max_depth'?"),
+    ("xgboost", {"eta": "fast"}, "train.params.eta: Input should be a valid number"),
+    ("pytorch", {"hiden": [32]}, "train.params.hiden: not a pytorch parameter; did you mean 'hidden'?"),
+    ("pytorch", {"hidden": [32, -1]}, "train.params.hidden: hidden.1: Input should be greater than or equal to 1"),
+    ("pytorch", {"epochs": "30"}, "train.params.epochs: Input should be a valid integer"),
+])
+def test_train_params_are_typed_per_framework(tmp_path, framework, params, needle):
+    def change(b):
+        b["train"].update(framework=framework, params=params)
+        b["dags"]["retrain"]["params"] = {}
+
+    path = mutate(tmp_path, change)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    key = next(iter(params))
+    assert str(err.value).startswith(f"{path}:{line_of(path, key + ':')}: {needle}")
+    assert f"(train.framework is {framework})" in str(err.value)
+
+
+RETRAIN = ("dags", "retrain", "params")
+
+
+@pytest.mark.parametrize("param,needle", [
+    ({"max_dept": {"type": "integer", "default": 4}}, "max_dept: not a xgboost parameter; did you mean 'max_depth'?"),
+    ({"eta": {"type": "number", "minimum": 0.5, "maximum": 0.1}}, "minimum 0.5 is above maximum 0.1"),
+    ({"eta": {"type": "number", "default": 0.9, "minimum": 0.01, "maximum": 0.5}},
+     "default 0.9 is outside the bounds [0.01, 0.5]"),
+    ({"eta": {"type": "number", "minimum": 0, "maximum": 1}},
+     "minimum 0.0 is outside what xgboost accepts: Input should be greater than 0"),
+    ({"max_depth": {"type": "integer", "minimum": 1, "maximum": 100}},
+     "maximum 100 is outside what xgboost accepts: Input should be less than or equal to 64"),
+    ({"max_depth": {"type": "number", "minimum": 1, "maximum": 12}},
+     "type 'number' does not fit the xgboost parameter, which is of type 'integer'"),
+    ({"subsample": {"type": "number"}}, "needs a default: give `default:` here or set train.params.subsample"),
+    ({"grow_policy": {"type": "string", "default": "depthwise", "enum": ["depthwise", "leafwise"]}},
+     "enum value 'leafwise' is outside what xgboost accepts"),
+])
+def test_trigger_params_are_parameters_of_the_model_within_its_bounds(tmp_path, param, needle):
+    path = mutate(tmp_path, lambda b: b["dags"]["retrain"].update(params=param))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    name = next(iter(param))
+    where = f"{path}:{line_of(path, name + ':', after='retrain:')}: dags.retrain.params.{name}"
+    assert str(err.value).startswith(f"{where}: {needle}")
+
+
+def test_trigger_params_need_a_train_stage(tmp_path):
+    path = mutate(tmp_path, lambda b: b["dags"]["score"].update(params={"eta": {"type": "number", "default": 0.1}}))
+    with pytest.raises(SpecError, match=r"dags.score.params.eta: only a DAG with a train stage takes "
+                                        r"hyper-parameters \(stages of 'score': \['score'\]\)"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("schedule", ["0 25 * * *", "every night", "* * * *", "@nightly"])
+def test_invalid_cron_is_a_spec_error_with_its_line(tmp_path, schedule):
+    path = mutate(tmp_path, lambda b: b["dags"]["nightly"].update(schedule=schedule))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value).startswith(f"{path}:{line_of(path, 'schedule:')}: dags.nightly.schedule: "
+                                     f"{schedule!r} is not a cron expression")
+
+
+@pytest.mark.parametrize("schedule", ["@daily", "@once", "on_new_features", None, "*/15 6-18 * * 1-5"])
+def test_valid_schedules_load(tmp_path, schedule):
+    load_spec(mutate(tmp_path, lambda b: b["dags"]["nightly"].update(schedule=schedule)))
+
+
+@pytest.mark.parametrize("job,needle", [
+    ("include.features.chrun:build", "module 'include.features.chrun' not found (is the package installed, the "
+                                     "name spelled right?)"),
+    ("include.features.churn:buld", "module 'include.features.churn' defines no function 'buld'; did you mean "
+                                    "include.features.churn:build?"),
+])
+def test_feature_job_must_exist_without_importing_it(tmp_path, job, needle):
+    import sys
+
+    path = mutate(tmp_path, lambda b: b["features"].update(job=job))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(err.value) == f"{path}:{line_of(path, 'job:')}: features.job: {needle}"
+    assert "pyspark" not in sys.modules or "include.features.churn" not in sys.modules
