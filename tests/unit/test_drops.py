@@ -228,3 +228,16 @@ def test_completion_rules_in_the_spec_are_checked():
     for bad in ("../_SUCCESS", "a/b", ".."):
         with pytest.raises(ValueError):
             CompletionSpec(marker=bad)
+
+
+def test_a_misspelt_completion_key_names_its_line(tmp_path):
+    from include.errors import SpecError
+    from operators.spec.loader import load_spec
+
+    shipped = (Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "churn.yaml").read_text()
+    assert "completion: {marker: _SUCCESS" in shipped
+    spec = tmp_path / "pipe.yaml"
+    spec.write_text(shipped.replace("completion: {marker: _SUCCESS", "completion: {markr: _SUCCESS"))
+    line = shipped[: shipped.index("completion:")].count("\n") + 1
+    with pytest.raises(SpecError, match=rf"pipe.yaml:{line}: .*completion.markr: unknown key"):
+        load_spec(spec)
