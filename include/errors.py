@@ -24,6 +24,11 @@ class ValidationFailed(SkyliftError):
     """A validation suite failed under the `fail` policy (or quarantined too many rows)."""
 
 
+class FeatureJobError(SkyliftError):
+    """A feature job returned no Spark DataFrame, or one without rows; the message names the job
+    and the date."""
+
+
 class LakeError(SkyliftError):
     """A lake operation failed: bad address, missing partition, broken manifest."""
 

@@ -126,12 +126,16 @@ class Outcome:
     failed: list[str] = field(default_factory=list)  # labels of failures under `fail`
     warnings: list[str] = field(default_factory=list)  # labels of failures under `warn`
     quarantine: dict[int, list[str]] = field(default_factory=dict)  # row position -> reasons
+    rejected: int = 0  # rows the schema contract set aside at ingest (quarantined too)
+    empty: str | None = None  # why no row is left to validate, when none is
 
     @property
     def status(self) -> str:
         if self.failed:
             return "failed"
-        if self.quarantine:
+        if self.empty:
+            return "empty"
+        if self.quarantine or self.rejected:
             return "quarantined"
         return "warned" if self.warnings else "passed"
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from include.errors import PartitionNotFound, SpecError
+from include.errors import FeatureJobError, PartitionNotFound, SpecError
 from operators.base import SkyliftOperator, date_window, file_digest, partition_date
 from operators.hooks.spark import SparkHook
 
@@ -33,6 +33,26 @@ def check_job_arguments(job: Any, path: str, sources: list[str]) -> None:
         params = list(inspect.signature(job).parameters)
         raise SpecError(f"feature job {path!r} takes {params}, but it is called with the sources {sources} and "
                         f"'ds' as keyword arguments ({exc}); name the job's parameters after the sources") from exc
+
+
+def check_job_result(result: Any, path: str, ds: str) -> None:
+    """A feature job must return a Spark DataFrame; say so plainly when it did not."""
+    from pyspark.sql import DataFrame  # the base of classic and Spark Connect frames
+
+    if isinstance(result, DataFrame):
+        return
+    if result is None:
+        raise FeatureJobError(f"feature job {path} returned None for ds={ds}; it must return a Spark DataFrame "
+                              "(missing return?)")
+    raise FeatureJobError(f"feature job {path} returned a {type(result).__module__}.{type(result).__qualname__} "
+                          f"for ds={ds}; it must return a Spark DataFrame")
+
+
+def check_job_rows(rows: int, path: str, ds: str, inputs: list[str]) -> None:
+    """An empty features partition is not a success: downstream would fail later, less clearly."""
+    if rows == 0:
+        raise FeatureJobError(f"feature job {path} returned no rows for ds={ds} from {', '.join(inputs)}; "
+                              "nothing was published. Check the job's filters and joins against these inputs")
 
 
 class FeaturesOperator(SkyliftOperator):
@@ -91,6 +111,8 @@ class FeaturesOperator(SkyliftOperator):
         with spark_hook.session() as spark, tempfile.TemporaryDirectory(prefix="skylift-features-") as tmp:
             out = Path(tmp) / "out"
             self._run_job(spark, job, {name: sorted(days) for name, days in found.items()}, ds, out)
+            check_job_rows(_parquet_rows(out), self.job, ds,
+                           [f"validated/{m.dataset}/ds={m.ds}" for m in inputs])
             with self.publish(
                 "features", self.dataset, ds,
                 run_id=context["ti"].run_id,
@@ -117,8 +139,15 @@ class FeaturesOperator(SkyliftOperator):
                 days = [spark.read.parquet(*files[day]).withColumn("ds", F.lit(day)) for day in dates[name]]
                 frames[name] = reduce(lambda a, b: a.unionByName(b), days)
             features = job(frames[""], ds) if self.sources is None else job(**frames, ds=ds)
+            check_job_result(features, self.job, ds)
             # One file per partition keeps small daily outputs tidy. Sorted, so the same rows give
             # the same bytes whatever order the shuffle returned them in: a rebuild that changes
             # nothing keeps its fingerprint, and training and scoring downstream stay reusable.
             orderable = [f.name for f in features.schema.fields if f.dataType.typeName() != "map"]
             features.coalesce(1).sortWithinPartitions(*orderable).write.mode("overwrite").parquet(str(out))
+
+
+def _parquet_rows(folder: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(part).num_rows for part in folder.glob("part-*.parquet"))
