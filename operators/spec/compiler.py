@@ -218,7 +218,7 @@ def create_source_task(spec: PipelineSpec, stage: str, binding: SourceBinding) -
 
     v = binding.validate
     return ValidateOperator(suite_file=v.suite, dataset=binding.dataset, on_failure=v.on_failure,
-                            max_quarantine_share=v.max_quarantine_share, **common)
+                            max_quarantine_share=v.max_quarantine_share, on_empty=v.on_empty, **common)
 
 
 def _ingest(binding: SourceBinding, common: dict[str, Any]) -> BaseOperator:
@@ -226,7 +226,10 @@ def _ingest(binding: SourceBinding, common: dict[str, Any]) -> BaseOperator:
 
     source = binding.spec
     task = IngestOperator(source_uri=source.uri, source_format=source.format, schema_file=source.schema_,
-                          dataset=binding.dataset, completion=source.completion, **common)
+                          dataset=binding.dataset, completion=source.completion,
+                          # Under `quarantine`, rows with cells that break the contract are set aside too.
+                          on_row_error="quarantine" if binding.validate and binding.validate.on_failure == "quarantine"
+                          else "fail", **common)
     if source.wait:
         from operators.sensors import DropSensor
 

@@ -92,6 +92,8 @@ class ValidateSpec(Strict):
     suite: str
     on_failure: Literal["fail", "warn", "quarantine"] = "fail"
     max_quarantine_share: float = Field(0.05, ge=0.0, le=1.0)
+    on_empty: Literal["fail", "skip"] = Field(
+        "fail", description="a date with no row left to validate: fail, or skip it and everything downstream")
 
 
 class NamedSourceSpec(SourceSpec):
