@@ -61,7 +61,8 @@ def test_retrain_has_a_typed_trigger_form(dagbag):
 
 def test_nightly_has_every_stage_in_order(dagbag):
     dag = dagbag.dags["churn_nightly"]
-    order = ["wait_for_drop", "ingest", "validate", "features", "train", "register", "deploy", "score"]
+    order = ["wait_for_drop_activity", "ingest_activity", "validate_activity", "features", "train", "register",
+             "deploy", "score"]
     for before, after in zip(order, order[1:], strict=False):
         assert after in dag.get_task(before).downstream_task_ids, (before, after)
     assert dag.schedule == "0 2 * * *"
