@@ -5,6 +5,9 @@
     skylift lineage churn champion               trace a model version back to raw files
     skylift lineage predictions/churn_predictions/2026-11-24   the same for a partition
     skylift check dags/pipelines/*.yaml          validate specs without Airflow running
+    skylift run PIPELINE --date D [--dag NAME] [--conf JSON] [--project DIR]   run your own pipeline
+    skylift backfill PIPELINE --from D1 --to D2 [...]   the same for every date of a range
+    skylift ui [--project DIR]                   the Airflow UI on the same DAGs, lake and MLflow
     skylift verify [ZONE[/DATASET[/DS]]]         check lake partitions' files against their manifests
 
 The demo sets up an embedded Airflow (SQLite, under `.demo/`) before Airflow is imported.
@@ -18,32 +21,26 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from operators import runner, ui
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_END = date(2026, 11, 24)
 DEMO_HOME = ROOT / ".demo"
 
 
-def embedded_environment(home: Path) -> dict[str, str]:
-    """Environment for an embedded Skylift: Airflow on SQLite, lake and MLflow in local files."""
-    sky = home / "skylift"
-    return {
-        "AIRFLOW_HOME": str(home / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW_VAR_SKYLIFT_LAKE_ROOT": f"file://{sky}/lake",
-        "AIRFLOW_VAR_SKYLIFT_DROPS_ROOT": f"file://{sky}/drops",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_TRACKING_URI": f"sqlite:///{sky}/mlflow.db",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_ARTIFACT_ROOT": f"file://{sky}/mlartifacts",
-        "AIRFLOW_VAR_SKYLIFT_SPARK_MASTER": "local[2]",
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        "GIT_PYTHON_REFRESH": "quiet",
-    }
+def embedded_environment(home: Path, project: Path | None = None) -> dict[str, str]:
+    """Environment for an embedded Skylift (see `operators.project`, the one home of these settings)."""
+    from operators.project import Project
+
+    return Project.locate(project, home).environment()
 
 
 def run_demo(args: argparse.Namespace) -> int:
     home = Path(args.home or DEMO_HOME).resolve()
-    os.environ.update(embedded_environment(home))
+    os.environ.update(embedded_environment(home, ROOT))
+    from operators.project import Project
+
+    Project(root=ROOT, home=home).write_dag_files()
     from include.datagen.churn import generate
 
     drops = home / "skylift" / "drops" / "activity"
@@ -140,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     verify = sub.add_parser("verify", help="check every listed file of the lake's partitions (size, SHA-256, rows)")
     verify.add_argument("target", nargs="?", help="a zone, zone/dataset or zone/dataset/YYYY-MM-DD (default: all)")
     verify.set_defaults(func=run_verify)
+    runner.add_commands(sub)
+    ui.add_command(sub)
     args = parser.parse_args(argv)
     if args.home:
-        os.environ.update(embedded_environment(Path(args.home).resolve()))
+        os.environ.update(embedded_environment(Path(args.home).resolve(), getattr(args, "project", None)))
     return args.func(args)
 
 

@@ -28,17 +28,26 @@ def _home() -> Path:
 
 
 def _defaults() -> dict[str, str]:
-    base = _home() / "skylift"
+    return embedded_values(_home() / "skylift")
+
+
+def embedded_values(base: Path, spark_master: str = "local[*]") -> dict[str, str]:
+    """Every setting's embedded value, with Skylift's files under `base` (the one home of these)."""
     return {
         "skylift_lake_root": f"file://{base}/lake",
         "skylift_lake_conn_id": "aws_default",
         "skylift_drops_root": f"file://{base}/drops",
         "skylift_mlflow_tracking_uri": f"sqlite:///{base}/mlflow.db",
         "skylift_mlflow_artifact_root": f"file://{base}/mlartifacts",
-        "skylift_spark_master": "local[*]",
+        "skylift_spark_master": spark_master,
         "skylift_training_image": "skylift-training:latest",
         "skylift_lake_verify_checksums": "false",
     }
+
+
+def as_environment(values: dict[str, str]) -> dict[str, str]:
+    """Settings as the `AIRFLOW_VAR_<NAME>` environment variables Airflow reads them from."""
+    return {f"AIRFLOW_VAR_{name.upper()}": value for name, value in values.items()}
 
 
 def get_setting(name: str) -> str:

@@ -47,9 +47,15 @@ CRON_PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 *
                 "@quarterly": "0 0 1 */3 *", "@yearly": "0 0 1 1 *"}
 
 
-
 def project_root() -> Path:
-    """Relative paths in specs (`include/schemas/...`) resolve against the folder holding `include/`."""
+    """The folder relative paths in specs resolve against: `SKYLIFT_PROJECT` (a user's project
+    folder with `dags/pipelines/`, schemas, suites and feature jobs) or else this repository."""
+    chosen = os.environ.get("SKYLIFT_PROJECT", "").strip()
+    return Path(chosen).resolve() if chosen else skylift_root()
+
+
+def skylift_root() -> Path:
+    """This repository: the folder holding `include/`."""
     import include
 
     return Path(include.__file__).resolve().parent.parent
@@ -235,10 +241,34 @@ def _missing_job(job: str) -> str | None:
     return None
 
 
-
 def feature_packages() -> tuple[str, ...]:
     extra = os.environ.get("SKYLIFT_FEATURE_PACKAGES", "")
-    return DEFAULT_FEATURE_PACKAGES + tuple(p.strip() for p in extra.split(",") if p.strip())
+    listed = tuple(p.strip() for p in extra.split(",") if p.strip())
+    return DEFAULT_FEATURE_PACKAGES + listed + project_packages()
+
+
+def project_packages() -> tuple[str, ...]:
+    """The user's own packages: folders with `__init__.py` at the top of a project folder other
+    than this repository. A name that Python would import from elsewhere (the standard library,
+    an installed package, Skylift itself) is not the project's and stays refused."""
+    import importlib.util
+    import sys
+
+    root = project_root()
+    if root == skylift_root():
+        return ()
+    found = []
+    for init in sorted(root.glob("*/__init__.py")):
+        name = init.parent.name
+        if not name.isidentifier() or name in sys.stdlib_module_names:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None or (spec.origin and Path(spec.origin).resolve().is_relative_to(root)):
+            found.append(name)
+    return tuple(found)
 
 
 def _check_gate(doc: YamlDocument, spec: PipelineSpec) -> None:
