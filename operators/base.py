@@ -18,7 +18,19 @@ from operators.settings import Settings
 
 
 def partition_date(context: Any) -> str:
-    """The date a run works on: the `ds` param if given, else `train_end` (a retrain "as of" that
+    """The date a run works on, refused when it is before the DAG's `start_date` (a run for such a
+    date would otherwise do nothing, or work on a day the pipeline does not cover)."""
+    ds = _requested_date(context)
+    dag = context.get("dag")
+    start = getattr(dag, "start_date", None)
+    if start is not None and date.fromisoformat(ds) < start.date():
+        raise SpecError(f"{ds} is before {dag.dag_id}'s start_date {start.date()}: set start_date in the "
+                        "pipeline's spec or pick a later date (the `ds` parameter)")
+    return ds
+
+
+def _requested_date(context: Any) -> str:
+    """The date a run asks for: the `ds` param if given, else `train_end` (a retrain "as of" that
     day), else the logical date, else the day the run was triggered (`run_after`).
 
     A run triggered through the REST API or UI may have no logical date at all, so `ds` is never
