@@ -8,8 +8,8 @@ Rows are numbered the way a person finds them in the file: for CSV and JSON line
 is the line number in the file (the CSV header is line 1, blank lines count); for Parquet it is
 the row's position, from 1.
 
-Missing values and infinities in float columns: NaN (`nan`, `NaN`, a Parquet or JSON NaN) is a
-missing value like an empty cell, so it becomes null and `nullable: false` refuses it. An
+Missing values and infinities: in a numeric column NaN (`nan`, `NaN`, a Parquet or JSON NaN) is
+a missing value like an empty cell, so it becomes null and `nullable: false` refuses it. An
 infinity (`inf`, `-inf`, `Infinity`) is not a measurement: it is refused unless the column sets
 `allow_infinity: true`. Both read paths (typed and text) apply the same rule.
 
@@ -445,7 +445,13 @@ def _check_column(values: pa.ChunkedArray, column: Column, uri: str, number: Row
     `limit` caps how many positions each check looks for (all with None).
     """
     problems = []
-    typed, unparseable = _cast(values, column, limit)
+    # NaN is a missing value in any numeric column: null from here on, refused where required.
+    is_nan = _nan_mask(values) if column.is_float or pa.types.is_integer(column.arrow_type) else None
+    nan = _positions(is_nan, None) if is_nan is not None else []
+    if nan:
+        typed, unparseable = _cast(pc.if_else(is_nan, pa.scalar(None, values.type), values), column, limit)
+    else:
+        typed, unparseable = _cast(values, column, limit)
     name, where = column.name, f"{uri}: column {column.name!r}"
     if unparseable:
         original = values.take(pa.array(unparseable[:MAX_SHOWN])).to_pylist()
@@ -454,21 +460,15 @@ def _check_column(values: pa.ChunkedArray, column: Column, uri: str, number: Row
                                      f"{where} expects {column.type}, got unparseable value(s) at {detail}"))
         if limit is not None:  # `fail` reports this first; the column was not cast
             return values, problems
-    nan: list[int] = []
-    if column.is_float:
-        is_nan = pc.fill_null(pc.is_nan(typed), False)
-        nan = _positions(is_nan, None)
-        if nan:  # NaN is a missing value: stored as null, refused where the column is required
-            typed = pc.if_else(is_nan, pa.scalar(None, typed.type), typed)
-        if not column.allow_infinity:
-            infinite = _positions(pc.fill_null(pc.is_inf(typed), False), limit)
-            if infinite:
-                shown = typed.take(pa.array(infinite[:MAX_SHOWN])).to_pylist()
-                detail = ", ".join(f"row {number(i)}: {v!r}" for i, v in zip(infinite, shown, strict=False))
-                problems.append(_CellProblem(
-                    column, infinite, f"contract: {name} is infinite",
-                    f"{where} expects finite {column.type} values, got infinite value(s) at {detail} "
-                    "(set allow_infinity: true on the column to accept them)"))
+    if column.is_float and not column.allow_infinity:
+        infinite = _positions(pc.fill_null(pc.is_inf(typed), False), limit)
+        if infinite:
+            shown = typed.take(pa.array(infinite[:MAX_SHOWN])).to_pylist()
+            detail = ", ".join(f"row {number(i)}: {v!r}" for i, v in zip(infinite, shown, strict=False))
+            problems.append(_CellProblem(
+                column, infinite, f"contract: {name} is infinite",
+                f"{where} expects finite {column.type} values, got infinite value(s) at {detail} "
+                "(set allow_infinity: true on the column to accept them)"))
     if not column.nullable:
         missing = pc.is_null(typed)
         if unparseable:  # an unparseable cell is reported as such, not again as null
@@ -481,6 +481,15 @@ def _check_column(values: pa.ChunkedArray, column: Column, uri: str, number: Row
             problems.append(_CellProblem(column, nulls, f"contract: {name} must not be null",
                                          f"{where} must not be null; null in row(s) {shown}{hint}"))
     return typed, problems
+
+
+def _nan_mask(values: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """Where `values` hold NaN: a float NaN, or the text `nan` in any letter case."""
+    if pa.types.is_floating(values.type):
+        return pc.fill_null(pc.is_nan(values), False)
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return pc.fill_null(pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(values)), "nan"), False)
+    return None
 
 
 def _positions(mask: pa.ChunkedArray | pa.Array, limit: int | None) -> list[int]:

@@ -158,6 +158,16 @@ def test_nan_in_a_nullable_float_column_is_stored_as_null_on_both_read_paths():
     assert read_floats(parquet_with(0.5), "parquet", "f.parquet").table.column("y").null_count == 0
 
 
+def test_nan_text_in_an_int_column_is_a_missing_value_too():
+    with pytest.raises(ContractError, match=r"f.csv: column 'x' must not be null; null in row\(s\) \[2\] "
+                                            r"\(NaN counts as null\)"):
+        read_floats(b"id,n,x,y\na,1,nan,1\n")
+    assert read_floats(b"id,n,x,y\na,NaN,1,1\nb, nan ,1,1\n").table.column("n").to_pylist() == [None, None]
+    int_contract = Contract.from_dict({"columns": {"n": {"type": "int32", "nullable": False}}})
+    with pytest.raises(ContractError, match=r"column 'n' must not be null; null in row\(s\) \[3\] \(NaN counts"):
+        read_drop([("f.csv", b"n\n1\nNaN\n")], "csv", int_contract)
+
+
 def test_infinity_is_accepted_where_the_contract_allows_it():
     contract = Contract.from_dict({"columns": {"x": {"type": "float32", "allow_infinity": True}}})
     table = read_drop([("f.csv", b"x\ninf\n-inf\nnan\n")], "csv", contract).table
