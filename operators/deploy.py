@@ -5,14 +5,16 @@ through the alias and the alias is rolled back if the smoke test fails.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
 from typing import Any
 
-from include.errors import RegistryError
+from include.errors import RegistryError, SkyliftError
+from include.registry import CHAMPION
 from operators.base import SkyliftOperator, partition_date
 from operators.links import VERSION_XCOM_KEY, ModelVersionLink
 
-CHAMPION = "champion"
+GATE_TAG = "skylift.gate"  # the decision's one-line summary, shown by `skylift demo` and the MLflow UI
+GATE_DECISION_TAG = "skylift.gate_decision"  # the same decision as JSON (Decision.to_dict)
 
 
 class DeployModelOperator(SkyliftOperator):
@@ -34,6 +36,7 @@ class DeployModelOperator(SkyliftOperator):
         self.smoke_rows = smoke_rows
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from include import registry
         from include.gate import Gate, decide
 
         registered = context["ti"].xcom_pull(task_ids=self.register_task_id)
@@ -41,33 +44,35 @@ class DeployModelOperator(SkyliftOperator):
             raise RegistryError(f"task {self.register_task_id!r} left no registered version to deploy")
         client = self.mlflow_hook.client
         version = str(registered["version"])
-        champion = self._champion(client)
+        champion = registry.champion_version(client, self.model_name)
         holdout = self._holdout(partition_date(context))
         gate = Gate(task=self.model_task, **self.gate)
-        challenger_score = self._score(f"models:/{self.model_name}/{version}", holdout, gate.metric)
-        champion_score = None
+        challenger_pred = self._predict(version, holdout)
+        champion_pred = None
         if champion is not None and champion != version and gate.beat_champion:
-            champion_score = self._score(f"models:/{self.model_name}/{champion}", holdout, gate.metric)
+            champion_pred = self._predict(champion, holdout)
         force = bool((context.get("params") or {}).get("force_deploy"))
-        decision = decide(gate, challenger_score, champion_score, force=force)
-        self.log.info("gate for %s v%s: %s", self.model_name, version, decision.summary())
-        client.set_model_version_tag(self.model_name, version, "skylift.gate", decision.summary()[:4900])
-        if decision.promote and champion != version:
-            self._promote(client, version, champion, holdout)
-        ui = self.mlflow_hook.ui_base() or "http://127.0.0.1:5000"
-        context["ti"].xcom_push(key=VERSION_XCOM_KEY, value={"ui": ui, "name": self.model_name, "version": version})
-        return {"promoted": decision.promote, "version": version, "previous_champion": champion,
-                "champion": version if decision.promote else champion, "metric": gate.metric,
-                "challenger_score": challenger_score, "champion_score": champion_score,
-                "reasons": decision.reasons}
-
-    def _champion(self, client: Any) -> str | None:
-        from mlflow.exceptions import MlflowException
-
+        decision = decide(gate, holdout[self.target].to_numpy(), challenger_pred, champion_pred, force=force)
+        self.log.info("gate for %s v%s (champion: %s): %s", self.model_name, version,
+                      f"v{champion}" if champion else "none", decision.summary())
+        result = {"version": version, "previous_champion": champion,
+                  "champion": version if decision.promote else champion, **decision.to_dict()}
+        # Checked before anything moves: a value XCom cannot carry must fail here, not after promotion.
         try:
-            return str(client.get_model_version_by_alias(self.model_name, CHAMPION).version)
-        except MlflowException:
-            return None
+            document = json.dumps(decision.to_dict(), allow_nan=False)
+            json.dumps(result, allow_nan=False)
+        except ValueError as exc:
+            raise SkyliftError(f"the gate's result for {self.model_name} v{version} is not JSON-safe; nothing was "
+                               f"promoted: {exc}") from exc
+        registry.set_version_tag(client, self.model_name, version, GATE_TAG, decision.summary())
+        registry.set_version_tag(client, self.model_name, version, GATE_DECISION_TAG, document)
+        link = {"ui": self.mlflow_hook.ui_base() or "http://127.0.0.1:5000", "name": self.model_name,
+                "version": version}
+        if decision.promote and champion != version:
+            self._promote(context, client, version, champion, holdout, link)
+        else:
+            context["ti"].xcom_push(key=VERSION_XCOM_KEY, value=link)
+        return result
 
     def _holdout(self, ds: str) -> Any:
         from include.training.holdout import holdout_mask
@@ -80,34 +85,49 @@ class DeployModelOperator(SkyliftOperator):
                                 "compare models on")
         return holdout.reset_index(drop=True)
 
-    def _score(self, uri: str, holdout: Any, metric: str) -> float:
-        from include import scoring
-        from include.training.metrics import evaluate
-
-        predictions = scoring.load(uri).predict(holdout)
-        return float(evaluate(self.model_task, holdout[self.target].to_numpy(), predictions)[metric])
-
-    def _promote(self, client: Any, version: str, previous: str | None, holdout: Any) -> None:
+    def _predict(self, version: str, holdout: Any) -> Any:
         from include import scoring
 
-        client.set_registered_model_alias(self.model_name, CHAMPION, version)
-        client.set_model_version_tag(self.model_name, version, "skylift.promoted_at",
-                                     datetime.now(UTC).isoformat())
+        return scoring.load(f"models:/{self.model_name}/{version}").predict(holdout)
+
+    def _promote(self, context: Any, client: Any, version: str, previous: str | None, holdout: Any,
+                 link: dict[str, str]) -> None:
+        """Move the alias, smoke-test through it, and put it back if anything after the move fails."""
+        from include import registry
+
+        registry.promote(client, self.model_name, version, expected=previous)
         try:
-            # Smoke test through the alias, exactly as batch inference will resolve it.
-            import numpy as np
-
-            scores = scoring.load(f"models:/{self.model_name}@{CHAMPION}").predict(holdout.head(self.smoke_rows))
-            if not np.isfinite(scores).all():
-                raise RegistryError("the champion returned NaN or infinite scores")
+            self._smoke_test(version, holdout)
+            context["ti"].xcom_push(key=VERSION_XCOM_KEY, value=link)
         except Exception as exc:
-            self._roll_back(client, previous)
-            raise RegistryError(f"smoke test of {self.model_name} v{version} failed; alias rolled back to "
-                                f"{previous or 'none'}: {exc}") from exc
+            self._roll_back(client, version, previous, exc)
         self.log.info("%s@%s -> version %s (was %s)", self.model_name, CHAMPION, version, previous or "none")
 
-    def _roll_back(self, client: Any, previous: str | None) -> None:
-        if previous is None:
-            client.delete_registered_model_alias(self.model_name, CHAMPION)
-        else:
-            client.set_registered_model_alias(self.model_name, CHAMPION, previous)
+    def _smoke_test(self, version: str, holdout: Any) -> None:
+        """Score a few rows through the alias, exactly as batch inference will resolve it."""
+        import numpy as np
+
+        from include import scoring
+
+        rows = holdout.head(self.smoke_rows)
+        scores = scoring.load(f"models:/{self.model_name}@{CHAMPION}").predict(rows)
+        if not np.isfinite(scores).all():
+            raise RegistryError(f"{self.model_name}@{CHAMPION} (version {version}) returned NaN or infinite scores "
+                                f"for {int((~np.isfinite(scores)).sum())} of {len(rows)} smoke-test rows")
+
+    def _roll_back(self, client: Any, version: str, previous: str | None, cause: BaseException) -> None:
+        """Undo a promotion whose later steps failed, then fail with what happened."""
+        from include import registry
+
+        try:
+            registry.roll_back(client, self.model_name, previous)
+        except Exception as undo:
+            fix = (f"set it back with MlflowClient().set_registered_model_alias({self.model_name!r}, {CHAMPION!r}, "
+                   f"'{previous}')" if previous else
+                   f"delete it with MlflowClient().delete_registered_model_alias({self.model_name!r}, {CHAMPION!r})")
+            raise RegistryError(
+                f"promoting {self.model_name} v{version} failed after alias {CHAMPION} moved ({cause}), and rolling "
+                f"it back to {previous or 'none'} failed too ({undo}): alias {CHAMPION} still points to v{version}; "
+                f"{fix}") from undo
+        raise RegistryError(f"promoting {self.model_name} v{version} failed after alias {CHAMPION} moved; the alias "
+                            f"was rolled back to {previous or 'none'}: {cause}") from cause

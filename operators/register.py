@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from include.errors import RegistryError
+from include.registry import CHALLENGER
 from operators.base import SkyliftOperator, partition_date
 from operators.links import VERSION_XCOM_KEY, ModelVersionLink
-
-CHALLENGER = "challenger"
 
 
 class RegisterModelOperator(SkyliftOperator):
@@ -27,6 +26,8 @@ class RegisterModelOperator(SkyliftOperator):
         self.features_dataset = features_dataset
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from include import registry
+
         trained = context["ti"].xcom_pull(task_ids=self.train_task_id)
         if not trained or "run_id" not in trained:
             raise RegistryError(f"task {self.train_task_id!r} left no training result to register")
@@ -34,16 +35,21 @@ class RegisterModelOperator(SkyliftOperator):
         self._ensure_model(client)
         if not trained.get("model_id"):
             raise RegistryError(f"task {self.train_task_id!r} returned no logged model id to register")
-        version = self._existing_version(client, trained["run_id"]) or client.create_model_version(
-            name=self.model_name,
-            # MLflow 3: a version points at the logged model, not at a run artifact path.
-            source=f"models:/{trained['model_id']}",
-            model_id=trained["model_id"],
-            run_id=trained["run_id"],
-            tags=self.lineage(context, trained),
-            description=f"{self.pipeline}: trained by {context['ti'].dag_id} for ds={partition_date(context)}",
-        )
-        client.set_registered_model_alias(self.model_name, CHALLENGER, version.version)
+        tags = self.lineage(context, trained)
+        with registry.translated(client, f"registering run {trained['run_id']} as a version of model "
+                                         f"{self.model_name!r}",
+                                 missing=f"MLflow run {trained['run_id']} or its logged model {trained['model_id']} "
+                                         "no longer exists: re-run the train task"):
+            version = self._existing_version(client, trained["run_id"]) or client.create_model_version(
+                name=self.model_name,
+                # MLflow 3: a version points at the logged model, not at a run artifact path.
+                source=f"models:/{trained['model_id']}",
+                model_id=trained["model_id"],
+                run_id=trained["run_id"],
+                tags=tags,
+                description=f"{self.pipeline}: trained by {context['ti'].dag_id} for ds={partition_date(context)}",
+            )
+        registry.set_alias(client, self.model_name, CHALLENGER, str(version.version))
         self.log.info("registered %s version %s (alias %s)", self.model_name, version.version, CHALLENGER)
         ui = self.mlflow_hook.ui_base() or "http://127.0.0.1:5000"
         context["ti"].xcom_push(key=VERSION_XCOM_KEY, value={"ui": ui, "name": self.model_name,
@@ -52,12 +58,11 @@ class RegisterModelOperator(SkyliftOperator):
                 "metrics": trained.get("metrics", {})}
 
     def _ensure_model(self, client: Any) -> None:
-        from mlflow.exceptions import MlflowException
+        from include import registry
 
-        try:
-            model = client.get_registered_model(self.model_name)
-        except MlflowException:
-            client.create_registered_model(self.model_name, tags={"skylift.pipeline": self.pipeline})
+        model = registry.registered_model(client, self.model_name)  # None only when MLflow says it does not exist
+        if model is None:
+            registry.create_model(client, self.model_name, tags={"skylift.pipeline": self.pipeline})
             return
         owner = (model.tags or {}).get("skylift.pipeline")
         if owner != self.pipeline:  # another pipeline's model, or one made outside Skylift: never take it over
@@ -68,8 +73,9 @@ class RegisterModelOperator(SkyliftOperator):
                                          "to hand it over"))
 
     def _existing_version(self, client: Any, run_id: str) -> Any | None:
-        versions = client.search_model_versions(f"name = '{self.model_name}' and run_id = '{run_id}'")
-        return versions[0] if versions else None
+        from include import registry
+
+        return registry.version_from_run(client, self.model_name, run_id)
 
     def lineage(self, context: Any, trained: dict[str, Any]) -> dict[str, str]:
         """Tags that trace the version back to the feature partitions and the raw files."""

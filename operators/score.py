@@ -9,9 +9,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from include.errors import RegistryError
+from include.registry import CHAMPION
 from operators.base import SkyliftOperator, partition_date
-
-CHAMPION = "champion"
 
 
 class BatchScoreOperator(SkyliftOperator):
@@ -94,14 +93,18 @@ class BatchScoreOperator(SkyliftOperator):
                 writer.add_parquet_file(str(part))
 
     def _champion_version(self) -> str:
-        from mlflow.exceptions import MlflowException
+        """Resolve the alias once, so every row names the exact version that scored it.
 
-        try:
-            # Resolve the alias once, so every row names the exact version that scored it.
-            return str(self.mlflow_hook.client.get_model_version_by_alias(self.model_name, CHAMPION).version)
-        except MlflowException as exc:
-            message = (f"model {self.model_name!r} has no {CHAMPION!r} alias yet: no version has passed "
-                       "the deployment gate")
-            if self.skip_without_champion:
-                raise AirflowSkipException(message) from exc
-            raise RegistryError(message) from exc
+        Only a champion alias that was never set (or was removed) counts as "none yet", which a
+        score DAG may skip; a deleted champion version or an unreachable registry always fails.
+        """
+        from include import registry
+
+        version = registry.champion_version(self.mlflow_hook.client, self.model_name)
+        if version is not None:
+            return version
+        message = (f"model {self.model_name!r} has no {CHAMPION!r} alias: no version has passed the deployment "
+                   "gate yet; run a DAG that trains and deploys (or trigger it with force_deploy=true)")
+        if self.skip_without_champion:
+            raise AirflowSkipException(message)
+        raise RegistryError(message)

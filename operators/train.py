@@ -190,6 +190,7 @@ class TrainModelOperator(KubernetesPodOperator):
         settings = Settings.resolve()
         config, key = self.prepare(context, settings)
         mlflow_hook = MlflowHook(settings.mlflow_tracking_uri)
+        mlflow_hook.fail_stale_runs(config["experiment"], context["ti"].run_id, partition_date(context))
         result = self.earlier_result(context, mlflow_hook, config["experiment"], key)
         if result is None:
             result = super().execute(context) if self.execution == "kubernetes" else self.run_locally(context, settings)

@@ -65,18 +65,45 @@ def feature_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     return frame[features].to_numpy(dtype=np.float32, na_value=np.nan)
 
 
-def target_vector(frame: pd.DataFrame, target: str, task: str) -> np.ndarray:
-    """The target as float32; for classification it must hold only 0/1 (or booleans)."""
+def require_rows(frame: pd.DataFrame, where: str) -> None:
+    """Fail when the partitions hold no rows at all."""
+    if len(frame) == 0:
+        raise TrainingError(f"{where} hold no rows: nothing to train on. Check that the feature job wrote rows for "
+                            "these days, or train on other days (train.window_days, or the train_start/train_end "
+                            "trigger params)")
+
+
+def target_vector(frame: pd.DataFrame, target: str, task: str, where: str = "the training frame",
+                  key: list[str] | None = None) -> np.ndarray:
+    """The target as float32; finite everywhere, and for classification only 0/1 (or booleans)."""
     column = frame[target]
     try:
         y = column.to_numpy(dtype=np.float32, na_value=np.nan)
     except (TypeError, ValueError) as exc:
-        raise TrainingError(f"target column {target!r} (dtype {column.dtype}) is not numeric") from exc
-    if np.isnan(y).any():
-        raise TrainingError(f"target column {target!r} has {int(np.isnan(y).sum())} missing values")
+        raise TrainingError(f"target column {target!r} (dtype {column.dtype}) in {where} is not numeric") from exc
+    bad = ~np.isfinite(y)
+    if bad.any():
+        missing, infinite = int(np.isnan(y).sum()), int(np.isinf(y).sum())
+        shown = frame.loc[bad, key].head(5).to_dict("records") if key else np.flatnonzero(bad)[:5].tolist()
+        raise TrainingError(
+            f"target column {target!r} in {where} has {missing} missing (NaN) and {infinite} infinite value(s) "
+            f"(first rows: {shown}): a model cannot learn from them. Fix those rows upstream (the feature job or "
+            "the validation suite), or train on other days (train_start/train_end)")
     if task == "classification":
         values = set(np.unique(y).tolist())
         if not values <= {0.0, 1.0}:
             shown = sorted(values)[:10]
-            raise TrainingError(f"classification target {target!r} must be 0/1 or bool, found values {shown}")
+            raise TrainingError(f"classification target {target!r} in {where} must be 0/1 or bool, found values "
+                                f"{shown}")
     return y
+
+
+def require_both_classes(y: np.ndarray, target: str, where: str) -> None:
+    """A classifier needs both outcomes among the rows it fits on."""
+    values = np.unique(y)
+    if len(values) < 2:
+        only = "no rows" if not len(values) else f"only {int(values[0])}"
+        raise TrainingError(
+            f"classification target {target!r} holds {only} in the {len(y)} training rows of {where}: a classifier "
+            "needs both classes. Train on a wider window that has both outcomes (train.window_days, or the "
+            "train_start/train_end trigger params), or check how the feature job computes the target")

@@ -67,7 +67,14 @@ import pandas as pd
 from include.errors import LabelError, SkyliftError, TrainingError
 from include.labels import FEATURE_DATE, LabelInput, point_in_time_join
 from include.training import params as hyper_parameters
-from include.training.data import feature_matrix, load_frame, split_columns, target_vector
+from include.training.data import (
+    feature_matrix,
+    load_frame,
+    require_both_classes,
+    require_rows,
+    split_columns,
+    target_vector,
+)
 from include.training.holdout import key_unit_interval
 from include.training.metrics import evaluate
 
@@ -80,6 +87,7 @@ DEFAULT_RESULT_PATH = "/airflow/xcom/return.json"
 VALID_FRACTION = 0.1  # of the non-holdout keys, for early stopping
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 MODEL_NAME = "model"
+NOT_COMPUTABLE_TAG = "skylift.metrics_not_computable"  # metrics the holdout could not support, comma-separated
 
 
 class ConfigError(TrainingError, ValueError):
@@ -328,13 +336,17 @@ def prepare(config: TrainConfig) -> Prepared:
         u = key_unit_interval(frame[config.key])
         holdout = u < config.holdout_fraction
         valid = ~holdout & (u < config.holdout_fraction + (1 - config.holdout_fraction) * VALID_FRACTION)
+    where = f"{config.zone}/{config.dataset} ds={', '.join(config.dates)}"
+    require_rows(frame, where)
     features = split_columns(frame, config.key, config.target, exclude)
-    y = target_vector(frame, config.target, config.task)
+    y = target_vector(frame, config.target, config.task, where=where, key=config.key)
     if holdout.all() or not holdout.any():
         raise TrainingError(
             f"the holdout split of {len(frame)} rows left {int((~holdout).sum())} training and "
             f"{int(holdout.sum())} holdout rows; both must be non-empty"
         )
+    if config.task == "classification":
+        require_both_classes(y[~holdout], config.target, f"{where} (holdout rows excluded)")
     fit = ~holdout & ~valid
     if not valid.any() or not fit.any():
         log.warning("too few keys for a separate validation set: early stopping watches the training rows")
@@ -619,6 +631,9 @@ def _run_steps(config: TrainConfig, device: str) -> dict[str, Any]:
     model, predictions, params = fit_model(config, data, device)
     metrics = evaluate(config.task, data.y_holdout, predictions)
     log.info("holdout metrics: %s", metrics)
+    not_computable = sorted(name for name, value in metrics.items() if not math.isfinite(value))
+    if not_computable:  # e.g. AUC on a one-class holdout: recorded as such, never as NaN
+        mlflow.set_tag(NOT_COMPUTABLE_TAG, ",".join(not_computable))
     mlflow.log_params({k: _param_text(v) for k, v in params.items() if k != "device"})
     counts = {f"rows_{name}": count for name, count in rows.items()}
     mlflow.log_params({**counts, "n_features": len(data.features)})

@@ -263,8 +263,7 @@ def _deploy(spec: PipelineSpec, common: dict[str, Any]) -> BaseOperator:
     return DeployModelOperator(
         model_name=spec.register_.model_name, register_task_id="register", features_dataset=spec.features_dataset,
         key=spec.train.key, target=spec.train.target, task=spec.train.task,
-        gate={"metric": gate.metric, "min": gate.min, "max": gate.max, "beat_champion": gate.beat_champion,
-              "min_delta": gate.min_delta},
+        gate=gate.model_dump(),
         holdout_fraction=spec.train.holdout_fraction, smoke_rows=spec.deploy.smoke_rows, **common,
     )
 

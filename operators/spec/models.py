@@ -183,6 +183,12 @@ class GateSpec(Strict):
     max: float | None = None
     beat_champion: bool = True
     min_delta: float = Field(0.0, ge=0.0, description="how much better than the champion the challenger must be")
+    min_holdout_rows: int = Field(50, ge=1, description=(
+        "fewer holdout rows than this and the champion stays: too few rows to judge either model"))
+    confidence: float = Field(0.95, ge=0.5, lt=1.0, description=(
+        "level of the bootstrap confidence intervals reported for the metric and the gain over the champion"))
+    require_significant: bool = Field(False, description=(
+        "the gain's interval, not just its point estimate, must lie above min_delta to replace the champion"))
 
 
 class DeploySpec(Strict):

@@ -1,0 +1,231 @@
+"""The model registry core: which version is champion, promoting one and rolling it back.
+
+Airflow-free. Every function takes an `MlflowClient` bound explicitly to its tracking and
+registry URIs (see `client_for`), so nothing here depends on process-global MLflow settings.
+
+MLflow failures are translated into Skylift's error family, and "missing" is told apart from
+"could not ask": only MLflow's RESOURCE_DOES_NOT_EXIST means a model or version is absent; a
+locked SQLite store or an unreachable server is `RegistryUnavailable`, never "missing".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from include.errors import ModelVersionMissing, RegistryError, RegistryUnavailable
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+# A model-level tag that remembers the champion's version. MLflow drops an alias together with
+# the version it points to, so without this record a deleted champion would look like "never
+# promoted".
+CHAMPION_RECORD_TAG = "skylift.champion_version"
+PROMOTED_AT_TAG = "skylift.promoted_at"
+MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
+
+MISSING = "RESOURCE_DOES_NOT_EXIST"
+# Error codes that mean "the registry could not answer", not "the answer is no".
+UNAVAILABLE = frozenset({"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED",
+                         "DEADLINE_EXCEEDED", "SERVICE_UNDER_MAINTENANCE", "ENDPOINT_NOT_FOUND"})
+
+
+def client_for(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
+    """A client bound to one tracking store and registry (the registry follows the tracking URI)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
+
+
+def error_code(exc: BaseException) -> str:
+    """MLflow's error code for `exc` ("" when it carries none)."""
+    return str(getattr(exc, "error_code", "") or "")
+
+
+def is_missing(exc: BaseException) -> bool:
+    """True only when MLflow said the resource does not exist."""
+    return error_code(exc) == MISSING
+
+
+def where(client: Any) -> str:
+    """The registry's address for messages, without credentials."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    uri = str(getattr(client, "_registry_uri", None) or getattr(client, "tracking_uri", "") or "?")
+    parts = urlsplit(uri)
+    if not (parts.password or parts.username):
+        return uri
+    return urlunsplit(parts._replace(netloc=f"***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+@contextmanager
+def translated(client: Any, action: str, missing: str | None = None) -> Iterator[None]:
+    """Turn MLflow and transport failures of `action` into Skylift registry errors.
+
+    RESOURCE_DOES_NOT_EXIST becomes `ModelVersionMissing` with the message `missing` when one is
+    given; otherwise it is left to the caller (only it knows what "missing" means there).
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if is_missing(exc):
+            if missing:
+                raise ModelVersionMissing(f"{missing} ({_first_line(exc)})") from exc
+            raise
+        code = error_code(exc)
+        if code in UNAVAILABLE or "database is locked" in str(exc):
+            raise RegistryUnavailable(
+                f"the model registry at {where(client)} is unavailable while {action} ({code}: {_first_line(exc)}); "
+                "nothing was changed by this step: retry the task once the registry answers (a SQLite store "
+                "is locked while another process writes to it)") from exc
+        raise RegistryError(f"the model registry at {where(client)} refused {action} ({code}: "
+                            f"{_first_line(exc)})") from exc
+    except OSError as exc:  # connection refused, DNS, timeouts below MLflow's REST layer
+        raise RegistryUnavailable(f"the model registry at {where(client)} cannot be reached while {action} "
+                                  f"({_first_line(exc)}); retry the task once it answers") from exc
+
+
+def registered_model(client: Any, model: str) -> Any | None:
+    """The registered model, or None when it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    with translated(client, f"reading model {model!r}"):
+        try:
+            return client.get_registered_model(model)
+        except MlflowException as exc:
+            if is_missing(exc):
+                return None
+            raise
+
+
+def version_exists(client: Any, model: str, version: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    with translated(client, f"reading version {version} of model {model!r}"):
+        try:
+            client.get_model_version(model, str(version))
+        except MlflowException as exc:
+            if is_missing(exc):
+                return False
+            raise
+    return True
+
+
+def _existing_versions(client: Any, model: str) -> str:
+    try:
+        with translated(client, f"listing the versions of model {model!r}"):
+            found = client.search_model_versions(f"name = '{model}'", max_results=50)
+    except RegistryError:
+        return "unknown"
+    numbers = sorted((int(v.version) for v in found), reverse=True)[:10]
+    return ", ".join(map(str, numbers)) or "none"
+
+
+def _deleted(client: Any, model: str, version: str, how: str) -> ModelVersionMissing:
+    return ModelVersionMissing(
+        f"alias {CHAMPION} of model {model!r} {how} version {version}, which no longer exists (existing versions: "
+        f"{_existing_versions(client, model)}): point the alias at a version you trust with "
+        f"MlflowClient().set_registered_model_alias({model!r}, {CHAMPION!r}, '<version>'), "
+        "or re-run the deploy task to gate a new challenger")
+
+
+def champion_version(client: Any, model: str) -> str | None:
+    """The champion's version; None only when no champion alias exists (never promoted, or removed).
+
+    Raises `ModelVersionMissing` when the champion's version was deleted, `RegistryUnavailable`
+    when the registry cannot be read.
+    """
+    found = registered_model(client, model)
+    if found is None:
+        return None
+    aliases = {str(k): str(v) for k, v in (getattr(found, "aliases", None) or {}).items()}
+    tags = getattr(found, "tags", None) or {}
+    if CHAMPION in aliases:
+        version = aliases[CHAMPION]
+        if not version_exists(client, model, version):
+            raise _deleted(client, model, version, "points to")
+        return version
+    recorded = tags.get(CHAMPION_RECORD_TAG)
+    if recorded and not version_exists(client, model, recorded):
+        raise _deleted(client, model, recorded, "pointed to")
+    return None
+
+
+def set_version_tag(client: Any, model: str, version: str, key: str, value: str) -> None:
+    with translated(client, f"tagging version {version} of model {model!r}"):
+        client.set_model_version_tag(model, str(version), key, value[:MAX_TAG_CHARS])
+
+
+def set_alias(client: Any, model: str, alias: str, version: str) -> None:
+    with translated(client, f"setting alias {alias} of model {model!r} to version {version}"):
+        client.set_registered_model_alias(model, alias, str(version))
+
+
+def promote(client: Any, model: str, version: str, expected: str | None) -> None:
+    """Make `version` champion, provided the champion is still `expected` (compare, then set).
+
+    Two deploys racing for the same model must not silently overwrite each other's decision:
+    the one that finds the champion moved since it gated fails and says so.
+    """
+    current = champion_version(client, model)
+    if current != expected:
+        raise RegistryError(
+            f"champion of model {model!r} moved from version {expected or 'none'} to {current or 'none'} while "
+            f"version {version} was being gated: re-run the deploy task to gate it against the new champion")
+    set_alias(client, model, CHAMPION, version)
+    with translated(client, f"recording the champion of model {model!r}"):
+        client.set_registered_model_tag(model, CHAMPION_RECORD_TAG, str(version))
+    set_version_tag(client, model, version, PROMOTED_AT_TAG, datetime.now(UTC).isoformat())
+
+
+def roll_back(client: Any, model: str, previous: str | None) -> None:
+    """Point the champion alias back at `previous`, or remove it when there was no champion."""
+    if previous is not None:
+        set_alias(client, model, CHAMPION, previous)
+        with translated(client, f"recording the champion of model {model!r}"):
+            client.set_registered_model_tag(model, CHAMPION_RECORD_TAG, str(previous))
+        return
+    from mlflow.exceptions import MlflowException
+
+    with translated(client, f"removing alias {CHAMPION} of model {model!r}"):
+        try:
+            client.delete_registered_model_alias(model, CHAMPION)
+        except MlflowException as exc:
+            if not is_missing(exc):
+                raise
+        try:
+            client.delete_registered_model_tag(model, CHAMPION_RECORD_TAG)
+        except MlflowException as exc:
+            if not is_missing(exc):
+                raise
+
+
+def create_model(client: Any, model: str, tags: dict[str, str]) -> None:
+    """Create the registered model (fine when another process just created it)."""
+    from mlflow.exceptions import MlflowException
+
+    with translated(client, f"creating model {model!r}"):
+        try:
+            client.create_registered_model(model, tags=tags)
+        except MlflowException as exc:
+            if error_code(exc) != "RESOURCE_ALREADY_EXISTS":  # created concurrently: fine
+                raise
+
+
+def version_from_run(client: Any, model: str, run_id: str) -> Any | None:
+    """The version of `model` already registered from MLflow run `run_id`, if any."""
+    with translated(client, f"searching model {model!r} for run {run_id}"):
+        found = client.search_model_versions(f"name = '{model}' and run_id = '{run_id}'")
+    return found[0] if found else None
