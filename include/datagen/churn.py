@@ -51,10 +51,16 @@ def customers(n: int, seed: int) -> pd.DataFrame:
     )
 
 
+def day_entropy(day: date) -> int:
+    """A day's part of a random seed. numpy refuses negative seeds, so days before EPOCH wrap into
+    32 bits; days from EPOCH on keep the numbers (and so the data) they always had."""
+    return (day - EPOCH).days % 2**32
+
+
 def daily_activity(base: pd.DataFrame, day: date, seed: int) -> pd.DataFrame:
     """One day's activity drop for every customer."""
     day_index = (day - EPOCH).days
-    rng = np.random.default_rng([seed, 1, day_index])
+    rng = np.random.default_rng([seed, 1, day_entropy(day)])
     n = len(base)
     # Churners fade: their usage decays with the day of the week-long cycle they are in.
     fade = np.where(base.churned, 0.55 + 0.35 * np.cos(day_index / 3.0 + base.tenure0 % 7), 1.0)
@@ -70,7 +76,7 @@ def daily_activity(base: pd.DataFrame, day: date, seed: int) -> pd.DataFrame:
             "customer_id": base.customer_id,
             "event_date": day.isoformat(),
             "plan": PLANS[base.plan_idx],
-            "tenure_days": base.tenure0 + day_index,
+            "tenure_days": np.maximum(base.tenure0 + day_index, 0),  # before EPOCH some had not joined yet
             "monthly_charges": charges,
             "sessions": sessions,
             "minutes_watched": minutes,
@@ -88,7 +94,7 @@ def churn_labels(base: pd.DataFrame, as_of: date) -> pd.DataFrame:
 
 def spend_labels(base: pd.DataFrame, as_of: date, seed: int) -> pd.DataFrame:
     """Each customer's spend over the 30 days after feature day `as_of`."""
-    rng = np.random.default_rng([seed, 2, (as_of - EPOCH).days])
+    rng = np.random.default_rng([seed, 2, day_entropy(as_of)])
     price = PLAN_PRICE[base.plan_idx]
     spend = price * (1 - base.churn_p) * (1.5 + 0.3 * base.engagement) + rng.normal(0, 1.5, size=len(base))
     return pd.DataFrame({"customer_id": base.customer_id, "as_of": as_of.isoformat(),
