@@ -364,3 +364,111 @@ def test_training_key_follows_inputs_not_run_names():
     assert training_key({**config, "params": {"max_depth": 5}}, ["abc"], None) != key
     assert training_key(config, ["abd"], None) != key  # a rebuilt feature partition
     assert training_key(config, ["abc"], "skylift-training:2") != training_key(config, ["abc"], "skylift-training:3")
+
+
+# ---- data that cannot support the task, and metrics that cannot be computed ----------------------
+def _lake_with(tmp_path: Path, edit) -> str:
+    """A one-feature-partition lake per date in DATES, each frame changed by `edit(frame, day)`."""
+    root = f"file://{tmp_path}/lake"
+    rng = np.random.default_rng(3)
+    lake = Lake(root)
+    for day, ds in enumerate(DATES):
+        frame = edit(_partition(rng, day).head(200).copy(), day)
+        with lake.publish("features", "customer_features", ds) as writer:
+            writer.write_table(pa.Table.from_pandas(frame, preserve_index=False))
+    return root
+
+
+def _prepare(root: str, task: str = "classification"):
+    from include.training.entrypoint import prepare
+
+    return prepare(TrainConfig.from_dict(_config(root, "xgboost", task)))
+
+
+def test_a_single_class_training_window_fails_naming_the_partitions(tmp_path):
+    root = _lake_with(tmp_path, lambda f, day: f.assign(churned=0))
+    with pytest.raises(TrainingError) as caught:
+        _prepare(root)
+    message = str(caught.value)
+    assert "classification target 'churned' holds only 0 in the" in message
+    assert "features/customer_features ds=2026-01-01, 2026-01-02" in message
+    assert "needs both classes" in message and "train.window_days" in message
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_target_fails_naming_the_rows(tmp_path, bad):
+    def edit(frame, day):
+        if day == 1:
+            frame.loc[frame.index[3], "next_30d_spend"] = bad
+        return frame
+
+    root = _lake_with(tmp_path, edit)
+    with pytest.raises(TrainingError) as caught:
+        _prepare(root, task="regression")
+    message = str(caught.value)
+    counts = "1 missing (NaN) and 0 infinite" if np.isnan(bad) else "0 missing (NaN) and 1 infinite"
+    assert f"target column 'next_30d_spend' in features/customer_features ds=2026-01-01, 2026-01-02 has {counts}" \
+        in message
+    assert "{'customer_id': 'c00003'}" in message and "train_start/train_end" in message
+
+
+def test_zero_rows_fail_naming_the_partitions(tmp_path):
+    root = _lake_with(tmp_path, lambda f, day: f.head(0))
+    with pytest.raises(TrainingError, match=r"features/customer_features ds=2026-01-01, 2026-01-02 hold no rows: "
+                                            r"nothing to train on"):
+        _prepare(root)
+
+
+def test_a_one_class_evaluation_set_warns_and_leaves_auc_not_computable(caplog):
+    with caplog.at_level("WARNING", logger="include.training.metrics"):
+        metrics = evaluate("classification", np.zeros(30), np.linspace(0.0, 1.0, 30))
+    assert np.isnan(metrics["auc"]) and np.isfinite(metrics["accuracy"])
+    assert "auc cannot be computed: the 30 evaluation rows hold one class only (every label is 0)" in caplog.text
+
+
+@pytest.mark.parametrize(("task", "metrics"), [
+    ("classification", ["auc", "logloss", "accuracy", "precision", "recall", "f1"]),
+    ("regression", ["rmse", "mae", "r2"]),
+])
+def test_weighted_metrics_match_evaluate_and_weights_act_as_repeated_rows(task, metrics):
+    from include.training.metrics import weighted
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(300) < 0.4).astype(float) if task == "classification" else rng.normal(size=300)
+    pred = np.clip(0.4 + 0.3 * (y - 0.4) + rng.normal(0, 0.2, 300), 0, 1) if task == "classification" \
+        else y + rng.normal(0, 0.5, 300)
+    pred[:20] = np.round(pred[:20], 1)  # some ties
+    counts = rng.integers(0, 3, 300)
+    repeated = np.repeat(np.arange(300), counts)
+    for name in metrics:
+        once = weighted(task, name, y, pred, np.ones((1, 300)))[0]
+        assert once == pytest.approx(evaluate(task, y, pred)[name], rel=1e-9), name
+        under_counts = weighted(task, name, y, pred, counts[None, :].astype(float))[0]
+        assert under_counts == pytest.approx(evaluate(task, y[repeated], pred[repeated])[name], rel=1e-9), name
+
+
+def test_stale_running_runs_of_the_same_dag_run_and_date_are_marked_failed(tmp_path):
+    from mlflow.entities import RunStatus
+
+    from operators.hooks.mlflow import STALE_TAG, MlflowHook
+
+    hook = MlflowHook(f"sqlite:///{tmp_path}/mlflow.db")
+    client = hook.client
+    experiment = client.create_experiment("skylift/churn")
+
+    def run(dag_run_id: str, ds: str) -> str:
+        tags = {"skylift.dag_run_id": dag_run_id, "skylift.ds": ds}
+        return client.create_run(experiment, tags=tags).info.run_id  # left RUNNING, as by a killed process
+
+    killed, other_date, other_run = run("scheduled__1", "2026-11-24"), run("scheduled__1", "2026-11-23"), \
+        run("scheduled__2", "2026-11-24")
+    finished = run("scheduled__1", "2026-11-24")
+    client.set_terminated(finished, status="FINISHED")
+    assert hook.fail_stale_runs("skylift/churn", "scheduled__1", "2026-11-24") == [killed]
+    stale = client.get_run(killed)
+    assert stale.info.status == RunStatus.to_string(RunStatus.FAILED)
+    assert "marked FAILED by a later attempt of DAG run scheduled__1 (ds=2026-11-24)" in stale.data.tags[STALE_TAG]
+    for untouched in (other_date, other_run):
+        assert client.get_run(untouched).info.status == "RUNNING"
+    assert client.get_run(finished).info.status == "FINISHED"
+    assert hook.fail_stale_runs("skylift/absent", "scheduled__1", "2026-11-24") == []
