@@ -38,21 +38,19 @@ def embedded_environment(home: Path, project: Path | None = None) -> dict[str, s
 def run_demo(args: argparse.Namespace) -> int:
     home = Path(args.home or DEMO_HOME).resolve()
     os.environ.update(embedded_environment(home, ROOT))
-    from operators.project import Project
-
-    Project(root=ROOT, home=home).write_dag_files()
     from include.datagen.churn import generate
 
     drops = home / "skylift" / "drops" / "activity"
     generate(drops, args.end, days=args.days, n_customers=args.customers)
     dates = [args.end - timedelta(days=i) for i in range(args.runs - 1, -1, -1)]
-    from operators.embedded import run_dag
+    from operators.project import Project
+    from operators.runner import RunRequest, run_pipeline
 
-    for day in dates:
-        state = run_dag(args.dag, day)
-        if state != "success":
-            print(f"\n{args.dag} for {day} ended in state {state!r}; see the log above.", file=sys.stderr)
-            return 1
+    # the same runner as `skylift run`: a line per task, Airflow's log in a file under the home folder
+    pipeline, _, dag_name = args.dag.partition("_")
+    request = RunRequest(pipeline, dag_name, tuple(dates), None)
+    if run_pipeline(Project(root=ROOT, home=home), request, summary=False) != 0:
+        return 1
     from operators.report import demo_report
 
     print(demo_report(args.dag.split("_")[0], dates[-1].isoformat(), home))

@@ -86,7 +86,8 @@ def plan(project: Project, request: RunRequest) -> tuple[Path, str]:
             doc = load_yaml(spec_file)
             where = doc.where(("start_date",)) if ("start_date",) in doc.lines else \
                 f"{spec_file} (start_date is not set: it defaults to {spec.start_date})"
-            raise SpecError(f"{day} is before {spec.pipeline}'s start_date {spec.start_date}: set start_date in "
+            owner = spec.pipeline + ("'" if spec.pipeline.endswith("s") else "'s")
+            raise SpecError(f"{day} is before {owner} start_date {spec.start_date}: set start_date in "
                             f"{where} or pick a later date")
     return spec_file, f"{spec.pipeline}_{dag_name}"
 
@@ -217,7 +218,7 @@ def report_failure(outcome: RunOutcome, failures: list[TaskFailure], log: Path, 
     print(f"\nFull Airflow log: {log}", file=sys.stderr)
 
 
-def run_pipeline(project: Project, request: RunRequest) -> int:
+def run_pipeline(project: Project, request: RunRequest, summary: bool = True) -> int:
     spec_file, dag_id = plan(project, request)
     env = {**os.environ, **project.environment()}
     project.write_dag_files()
@@ -240,9 +241,10 @@ def run_pipeline(project: Project, request: RunRequest) -> int:
                   f"{spec_file}. Full Airflow log: {log}", file=sys.stderr)
             return 1
         outcomes.append(outcome)
-    from operators.summary import run_summary
+    if summary:
+        from operators.summary import run_summary
 
-    print("\n".join(run_summary(project, spec_file, outcomes, log)))
+        print("\n".join(run_summary(project, spec_file, outcomes, log)))
     return 0
 
 

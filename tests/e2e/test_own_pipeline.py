@@ -1,0 +1,129 @@
+"""A new user's own pipeline, in a project folder outside this repository, run with `skylift run`,
+`skylift backfill` and a retrain with `--conf`, as subprocesses, exactly as the README shows.
+
+No churn data is generated and churn's datasets are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from include.lake import Lake
+from tests.e2e.own_project import days, write_drop, write_project
+
+pytestmark = pytest.mark.e2e
+DATES = days(6)
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without the settings tests point at their own folders."""
+    leaked = ("MLFLOW_", "AIRFLOW_VAR_", "AIRFLOW_CONN_", "AIRFLOW__", "AIRFLOW_HOME", "SKYLIFT_")
+    return {k: v for k, v in os.environ.items() if not k.startswith(leaked)}
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory):
+    """A project folder with the parcels pipeline, and a home folder with five days of drops."""
+    base = tmp_path_factory.mktemp("own")
+    project, home = write_project(base / "project"), base / "home"
+    for day in DATES[:5]:
+        write_drop(home / "skylift" / "drops", day)
+    return project, home
+
+
+def skylift(user, *args: str) -> subprocess.CompletedProcess:
+    project, home = user
+    return subprocess.run([sys.executable, "-m", "operators.cli", "--home", str(home), *args,
+                           "--project", str(project)], env=clean_environment(), capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def test_runs_backfill_and_retrain_of_a_new_pipeline(user):
+    project, home = user
+    for day in DATES[:3]:
+        result = skylift(user, "run", "parcels", "--date", day.isoformat())
+        assert result.returncode == 0, result.stdout + result.stderr
+        out = result.stdout
+        assert f"parcels_daily for {day}:" in out
+        for task in ("ingest", "validate"):
+            assert any(line.split()[:2] == [task, "success"] and " in " in line for line in out.splitlines()), out
+        assert f"raw/shipments/ds={day}: 60 rows, written" in out
+        assert f"validated/shipments/ds={day}: 60 rows, written" in out
+        assert "validation" in out and ".html" in out
+        log = Path(out.split("Airflow log: ", 1)[1].split()[0])
+        assert log.is_relative_to(home / "logs") and log.is_file()
+        assert len(out.splitlines()) < 30 < len(log.read_text().splitlines())  # the noise went to the file
+
+    result = skylift(user, "backfill", "parcels", "--from", DATES[3].isoformat(), "--to", DATES[4].isoformat())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"parcels_daily for {DATES[3]}:" in result.stdout and f"parcels_daily for {DATES[4]}:" in result.stdout
+    lake = Lake(f"file://{home}/skylift/lake")
+    assert lake.partitions("validated", "shipments") == [d.isoformat() for d in DATES[:5]]
+
+    result = skylift(user, "run", "parcels", "--dag", "retrain", "--date", DATES[4].isoformat(),
+                     "--conf", '{"max_depth": 2}')
+    assert result.returncode == 0, result.stdout + result.stderr
+    for task in ("features", "train", "register", "deploy"):
+        assert f"  {task}" in result.stdout
+    assert "MLflow: model parcels v1 [" in result.stdout
+    import mlflow
+
+    uri = f"sqlite:///{home}/skylift/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    version = client.get_model_version("parcels", "1")
+    assert client.get_run(version.run_id).data.params["max_depth"] == "2"
+
+    # churn was never asked for: no churn drops, no churn datasets
+    assert sorted(p.name for p in (home / "skylift" / "drops").iterdir()) == ["shipments"]
+    assert sorted(p.name for p in (home / "skylift" / "lake" / "raw").iterdir()) == ["shipments"]
+
+
+def test_a_date_before_start_date_fails_with_the_fix(user):
+    project, _ = user
+    result = skylift(user, "run", "parcels", "--date", "2026-02-27")
+    assert result.returncode != 0
+    spec = project / "dags" / "pipelines" / "parcels.yaml"
+    assert (f"2026-02-27 is before parcels' start_date 2026-03-01: set start_date in {spec}:5: start_date "
+            "or pick a later date") in result.stderr
+
+
+def test_a_paused_dag_is_refused(user):
+    _, home = user
+    db = home / "airflow" / "airflow.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE dag SET is_paused = 1 WHERE dag_id = 'parcels_daily'")
+    try:
+        result = skylift(user, "run", "parcels", "--date", DATES[0].isoformat())
+    finally:
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE dag SET is_paused = 0 WHERE dag_id = 'parcels_daily'")
+    assert result.returncode != 0
+    assert "DAG parcels_daily is paused" in result.stderr and "unpause it" in result.stderr
+
+
+def test_a_failing_task_prints_its_own_error_and_a_broken_spec_stays_its_own(user):
+    project, home = user
+    broken = project / "dags" / "pipelines" / "broken.yaml"
+    broken.write_text("pipeline: broken\ndescription: x\nowner: me\nsource:\n  urii: x/{ds}/\n")
+    bad_day = DATES[5]
+    drop = write_drop(home / "skylift" / "drops", bad_day)
+    lines = drop.read_text().splitlines()
+    drop.write_text("\n".join(",".join(line.split(",")[:3] + line.split(",")[4:]) for line in lines) + "\n")
+
+    result = skylift(user, "run", "parcels", "--date", bad_day.isoformat())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert any(line.split()[:2] == ["ingest", "failed"] for line in result.stdout.splitlines()), result.stdout
+    assert "--- task ingest failed: ContractError" in result.stderr
+    assert "priority" in result.stderr  # the missing column is named
+    assert "operators/runner.py" not in result.stderr  # the task's error, not a traceback of the runner
+    assert "validate" in result.stdout and "upstream_failed" in result.stdout
+
+    result = skylift(user, "run", "broken", "--date", bad_day.isoformat())
+    assert result.returncode != 0
+    assert f"{broken}:5: source.urii: unknown key" in result.stderr
