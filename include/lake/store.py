@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import fsspec.asyn
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -129,9 +130,8 @@ class Lake:
     def manifest(self, zone: str, dataset: str, ds: str) -> Manifest | None:
         """The partition's manifest, or None when the partition was never published."""
         path = f"{self.partition_path(zone, dataset, ds)}/{MANIFEST_NAME}"
-        try:
-            data = self.fs.cat_file(path)
-        except FileNotFoundError:
+        _, data = self._read_manifest_file(self.partition_path(zone, dataset, ds))
+        if data is None:
             return None
         try:
             manifest = Manifest.from_json(data.decode())
@@ -370,33 +370,26 @@ class Lake:
         return self._generation(self.partition_path(zone, dataset, ds))
 
     def _generation(self, folder: str) -> str | None:
+        return self._read_manifest_file(folder)[0]
+
+    def _read_manifest_file(self, folder: str) -> tuple[str | None, bytes | None]:
+        """The manifest's generation and bytes, from one read: (None, None) when unpublished."""
         target = f"{folder}/{MANIFEST_NAME}"
         if self.is_local:
             try:
-                return sha256_bytes(Path(target).read_bytes())
+                data = Path(target).read_bytes()
             except FileNotFoundError:
-                return None
-        bucket, key, _ = self.fs.split_path(target)
-        try:
-            return self.fs.call_s3("head_object", Bucket=bucket, Key=key)["ETag"]
-        except FileNotFoundError:
-            return None
+                return None, None
+            return sha256_bytes(data), data
+        return fsspec.asyn.sync(self.fs.loop, _s3_get_with_etag, self.fs, target)
 
     def _published_state(self, folder: str) -> tuple[str | None, frozenset[str]]:
-        """The current manifest's generation and the files it lists (none if unreadable).
-
-        On S3 the generation is read before the body: if the manifest changes in between, the
-        compare-and-set against that older generation fails, so a mismatch is never acted on."""
-        generation = self._generation(folder)
-        if generation is None:
-            return None, frozenset()
-        try:
-            data = self.fs.cat_file(f"{folder}/{MANIFEST_NAME}")
-            if self.is_local:
-                generation = sha256_bytes(data)
-            return generation, frozenset(e.path for e in Manifest.from_json(data.decode()).files)
-        except FileNotFoundError:
+        """The current manifest's generation and the files it lists (none if unreadable)."""
+        generation, data = self._read_manifest_file(folder)
+        if data is None:
             return generation, frozenset()
+        try:
+            return generation, frozenset(e.path for e in Manifest.from_json(data.decode()).files)
         except (ValueError, TypeError, KeyError, AttributeError):
             return generation, frozenset()  # an unreadable manifest is rebuilt; its files are swept by age
 
@@ -466,13 +459,29 @@ class Lake:
             if name in keep or not (name in replaced or _is_leftover(name, info, manifest.attempt, published_at)):
                 continue
             try:
-                self.fs.rm(info["name"], recursive=True)
+                if info.get("type") == "directory":
+                    self.fs.rm(info["name"], recursive=True)
+                else:
+                    self.fs.rm_file(info["name"])  # one request on S3 (rm would list and check first)
             except FileNotFoundError:
                 pass  # a newer writer's clean-up got there first
 
 
 def _first(protocol: str | tuple[str, ...]) -> str:
     return protocol if isinstance(protocol, str) else protocol[0]
+
+
+async def _s3_get_with_etag(fs: Any, path: str) -> tuple[str | None, bytes | None]:
+    """One GET: the object's ETag and body agree (a HEAD then a GET could see two versions)."""
+    bucket, key, _ = fs.split_path(path)
+    try:
+        response = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+    except FileNotFoundError:
+        return None, None
+    try:
+        return response["ETag"], await response["Body"].read()
+    finally:
+        response["Body"].close()
 
 
 def partition_name(zone: str, dataset: str, ds: str) -> str:
@@ -552,7 +561,8 @@ class PartitionWriter:
         self.fields = dict(manifest_fields)
         self.entries: list[FileEntry] = []
         self.schema: pa.Schema | None = None
-        lake.fs.makedirs(self.folder, exist_ok=True)
+        if lake.is_local:  # S3 has no folders to make
+            lake.fs.makedirs(self.folder, exist_ok=True)
         # The published state this attempt builds on: the manifest is replaced only if still this one.
         self.base, self.replaces = lake._published_state(self.folder)
 
