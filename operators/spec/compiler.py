@@ -174,7 +174,8 @@ def create_task(spec: PipelineSpec, stage: str, stages: list[str], reuse_trainin
 
         # The shorthand's job takes its one source positionally; with `sources:` each is a keyword.
         named = {b.name: b.dataset for b in spec.feature_sources} if spec.sources is not None else None
-        return FeaturesOperator(job=spec.features.job, source_dataset=spec.raw_dataset, sources=named,
+        return FeaturesOperator(job=spec.features.job, source_dataset=None if named else spec.raw_dataset,
+                                sources=named,
                                 dataset=spec.features_dataset, lookback_days=spec.features.lookback_days,
                                 outlets=[features_asset(spec)], **common)
     if stage == "train":
@@ -252,7 +253,8 @@ def _train(spec: PipelineSpec, common: dict[str, Any], reuse: bool, tunable: tup
         window_days=t.window_days, holdout_fraction=t.holdout_fraction, execution=t.execution,
         gpu=t.resources.gpu, cpu=t.resources.cpu, memory=t.resources.memory, namespace=k8s.namespace,
         node_selector=k8s.node_selector, tolerations=k8s.tolerations, env_from_secret=k8s.env_from_secret,
-        service_account=k8s.service_account, image=k8s.image, reuse_unchanged=reuse, **common,
+        service_account=k8s.service_account, image=k8s.image, reuse_unchanged=reuse,
+        **_label_arguments(spec), **common,
     )
 
 
@@ -264,8 +266,21 @@ def _deploy(spec: PipelineSpec, common: dict[str, Any]) -> BaseOperator:
         model_name=spec.register_.model_name, register_task_id="register", features_dataset=spec.features_dataset,
         key=spec.train.key, target=spec.train.target, task=spec.train.task,
         gate=gate.model_dump(),
-        holdout_fraction=spec.train.holdout_fraction, smoke_rows=spec.deploy.smoke_rows, **common,
+        holdout_fraction=spec.train.holdout_fraction, smoke_rows=spec.deploy.smoke_rows,
+        window_days=spec.train.window_days, **_label_arguments(spec), **common,
     )
+
+
+def _label_arguments(spec: PipelineSpec) -> dict[str, Any]:
+    """Where train and the gate read outcomes from, with `labels:`; nothing for the shorthand (the
+    label is a feature column and the holdout a key hash)."""
+    if spec.labels is None:
+        return {}
+    from include.labels import LabelPlan
+
+    labels = spec.labels
+    plan = LabelPlan(column=labels.column, key=tuple(labels.key), as_of=labels.as_of, delay_days=labels.delay_days)
+    return {"label_plan": plan, "labels_dataset": spec.label_source.dataset, "holdout_days": spec.train.holdout_days}
 
 
 def _doc(spec: PipelineSpec, name: str, stages: list[str], source: Path) -> str:
