@@ -17,9 +17,10 @@ import sys
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk.exceptions import AirflowSkipException
 
 from include.errors import PartitionNotFound, SpecError, TrainingError
 from include.training import params as hyper_parameters
@@ -29,6 +30,9 @@ from operators.hooks.lake import LakeHook
 from operators.hooks.mlflow import MlflowHook
 from operators.links import RUN_XCOM_KEY, MlflowRunLink
 from operators.settings import Settings
+
+if TYPE_CHECKING:
+    from include.labels import LabelInput, LabelPlan
 
 ENTRYPOINT = ["python", "-m", "include.training.entrypoint"]
 TAIL_LINES = 40
@@ -63,6 +67,9 @@ class TrainModelOperator(KubernetesPodOperator):
         service_account: str | None = None,
         image: str | None = None,
         reuse_unchanged: bool = True,
+        label_plan: LabelPlan | None = None,
+        labels_dataset: str | None = None,
+        holdout_days: int = 3,
         **kwargs: Any,
     ) -> None:
         from kubernetes.client import models as k8s
@@ -100,6 +107,10 @@ class TrainModelOperator(KubernetesPodOperator):
         self.holdout_fraction = holdout_fraction
         self.execution = execution
         self.reuse_unchanged = reuse_unchanged
+        # With labels: outcomes come from `validated/<labels_dataset>`, joined point in time.
+        self.label_plan = label_plan
+        self.labels_dataset = labels_dataset
+        self.holdout_days = holdout_days
         self.gpu, self.cpu, self.memory = gpu, cpu, memory
         self._process: subprocess.Popen | None = None
 
@@ -120,8 +131,14 @@ class TrainModelOperator(KubernetesPodOperator):
         params = context.get("params") or {}
         gpu = int(params["gpu"]) if params.get("gpu") is not None else self.gpu
         lake_hook = LakeHook(settings.lake_root, settings.lake_conn_id)
-        fingerprints = self.training_partitions(context, partition_date(context), lake_hook)
+        ds = partition_date(context)
+        fingerprints = self.training_partitions(context, ds, lake_hook)
         config = self.training_config(context, settings, list(fingerprints))
+        if self.label_plan is not None:
+            label_input, label_fingerprints = self.label_partitions(ds, list(fingerprints), lake_hook)
+            config["labels"] = label_input.as_config()
+            # The key covers the outcomes too: a label drop that lands or changes trains anew.
+            fingerprints = {**fingerprints, **{f"labels/{d}": fp for d, fp in label_fingerprints.items()}}
         # In a pod that asked for GPUs, no CUDA is an error; locally, use a GPU only if there is one.
         config["device"] = "cuda" if gpu and self.execution == "kubernetes" else "auto"
         self.image = self.image or settings.training_image
@@ -176,14 +193,44 @@ class TrainModelOperator(KubernetesPodOperator):
             if first > last:
                 raise SpecError(f"train_start {first} is after train_end {last}")
             wanted = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+        elif self.label_plan is not None:
+            from include.labels import complete_days
+
+            wanted = complete_days(ds, self.label_plan.delay_days, self.window_days)
         else:
             wanted = date_window(ds, self.window_days)
+        if self.label_plan is not None:
+            # Only days whose outcomes are complete on ds: nothing is learnt from a half-known day.
+            wanted = [d for d in wanted if date.fromisoformat(d) + timedelta(days=self.label_plan.delay_days)
+                      <= date.fromisoformat(ds)]
         lake = lake_hook.get_lake()
         dates = [d for d in wanted if lake.manifest("features", self.dataset, d) is not None]
+        if self.label_plan is not None and len(dates) <= self.holdout_days:
+            message = (f"{len(dates)} feature day(s) with complete labels on {ds} ({', '.join(dates) or 'none'}; "
+                       f"outcomes land {self.label_plan.delay_days} day(s) late): training needs at least "
+                       f"{self.holdout_days + 1}, the newest {self.holdout_days} of them held out for the gate")
+            if self.reuse_unchanged:  # a scheduled night: nothing to learn from yet, which is normal early on
+                raise AirflowSkipException(message)
+            raise PartitionNotFound(message)
         if not dates:
             raise PartitionNotFound(f"no features/{self.dataset} partitions between {wanted[0]} and {wanted[-1]}")
         # never train on withdrawn data
         return {day: lake.require_fresh("features", self.dataset, day).fingerprint for day in dates}
+
+    def label_partitions(self, ds: str, dates: list[str], lake_hook: LakeHook) -> tuple[LabelInput, dict[str, str]]:
+        """The label drops landed by ds (never a later one: point in time) and the holdout days."""
+        from include.labels import LabelInput, time_split
+
+        lake = lake_hook.get_lake()
+        arrivals = [d for d in lake.partitions("validated", self.labels_dataset) if d <= ds]
+        if not arrivals:
+            raise PartitionNotFound(f"no validated/{self.labels_dataset} partitions landed by {ds}: no outcomes "
+                                    "to train on")
+        fingerprints = {d: lake.require("validated", self.labels_dataset, d).fingerprint for d in arrivals}
+        _, holdout = time_split(dates, self.holdout_days)
+        found = LabelInput(dataset=self.labels_dataset, plan=self.label_plan, arrivals=tuple(arrivals), cutoff=ds,
+                           holdout_dates=tuple(holdout))
+        return found, fingerprints
 
     # ---- running ---------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
