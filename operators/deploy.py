@@ -6,12 +6,15 @@ through the alias and the alias is rolled back if the smoke test fails.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from include.errors import RegistryError, SkyliftError
 from include.registry import CHAMPION
 from operators.base import SkyliftOperator, partition_date
 from operators.links import VERSION_XCOM_KEY, ModelVersionLink
+
+if TYPE_CHECKING:
+    from include.labels import LabelPlan
 
 GATE_TAG = "skylift.gate"  # the decision's one-line summary, shown by `skylift demo` and the MLflow UI
 GATE_DECISION_TAG = "skylift.gate_decision"  # the same decision as JSON (Decision.to_dict)
@@ -23,7 +26,8 @@ class DeployModelOperator(SkyliftOperator):
 
     def __init__(self, *, model_name: str, register_task_id: str, features_dataset: str, key: list[str],
                  target: str, task: str, gate: dict[str, Any], holdout_fraction: float = 0.2,
-                 smoke_rows: int = 20, **kwargs: Any) -> None:
+                 smoke_rows: int = 20, label_plan: LabelPlan | None = None, labels_dataset: str | None = None,
+                 window_days: int = 1, holdout_days: int = 3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.register_task_id = register_task_id
@@ -34,6 +38,11 @@ class DeployModelOperator(SkyliftOperator):
         self.gate = gate
         self.holdout_fraction = holdout_fraction
         self.smoke_rows = smoke_rows
+        # With labels, the holdout is the newest label-complete feature days (as training held out).
+        self.label_plan = label_plan
+        self.labels_dataset = labels_dataset
+        self.window_days = window_days
+        self.holdout_days = holdout_days
 
     def execute(self, context: Any) -> dict[str, Any]:
         from include import registry
@@ -75,6 +84,8 @@ class DeployModelOperator(SkyliftOperator):
         return result
 
     def _holdout(self, ds: str) -> Any:
+        if self.label_plan is not None:
+            return self._labelled_holdout(ds)
         from include.training.holdout import holdout_mask
 
         self.lake.require_fresh("features", self.features_dataset, ds)
@@ -84,6 +95,35 @@ class DeployModelOperator(SkyliftOperator):
             raise RegistryError(f"features/{self.features_dataset}/ds={ds} has no labelled holdout rows to "
                                 "compare models on")
         return holdout.reset_index(drop=True)
+
+    def _labelled_holdout(self, ds: str) -> Any:
+        """The newest `holdout_days` feature days whose outcomes are complete on ds, joined to the
+        label drops landed by ds: the same days training held out, scored by every model alike."""
+        from include.errors import LabelError
+        from include.labels import complete_days, point_in_time_join, time_split
+
+        window = complete_days(ds, self.label_plan.delay_days, self.window_days)
+        present = [d for d in window if self.lake.manifest("features", self.features_dataset, d) is not None]
+        try:
+            _, days = time_split(present, self.holdout_days)
+        except LabelError as exc:
+            raise RegistryError(f"no holdout to compare models on for ds={ds} in features/{self.features_dataset}: "
+                                f"{exc}") from exc
+        features = {}
+        for day in days:
+            self.lake.require_fresh("features", self.features_dataset, day)
+            features[day] = self.lake.read_table("features", self.features_dataset, day).to_pandas()
+        arrivals = [d for d in self.lake.partitions("validated", self.labels_dataset) if d <= ds]
+        drops = {d: self.lake.read_table("validated", self.labels_dataset, d).to_pandas() for d in arrivals}
+        try:
+            holdout = point_in_time_join(features, drops, self.label_plan, cutoff=ds)
+        except LabelError as exc:
+            raise RegistryError(f"holdout labels of validated/{self.labels_dataset}: {exc}") from exc
+        if holdout.empty:
+            raise RegistryError(f"features/{self.features_dataset} days {days} have no outcomes in "
+                                f"validated/{self.labels_dataset} landed by {ds}: nothing to compare models on")
+        self.log.info("holdout: %d labelled rows from feature days %s", len(holdout), ", ".join(days))
+        return holdout
 
     def _predict(self, version: str, holdout: Any) -> Any:
         from include import scoring
