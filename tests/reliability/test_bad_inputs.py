@@ -188,15 +188,24 @@ CASES = [
                        "(set allow_extra_columns: true in the contract to drop them silently)"),
     csv_case("column-named-twice", lambda g: rename_column(g, "next_30d_spend", "sessions"), "ingest",
              lambda d: f"{d.uri()}: the header names column(s) ['sessions'] more than once"),
-    csv_case("text-in-int-column", lambda g: set_values(g, "sessions", {3: "many", 7: "lots"}), "ingest",
-             lambda d: f"{d.uri()}: column 'sessions' expects int32, got unparseable value(s) at "
-                       "row 5: 'many', row 9: 'lots'"),
-    csv_case("unparseable-date", lambda g: set_values(g, "event_date", {2: "2026-02-30", 40: "20/11/2026"}),
-             "ingest",
-             lambda d: f"{d.uri()}: column 'event_date' expects date, got unparseable value(s) at "
-                       "row 4: '2026-02-30', row 42: '20/11/2026'"),
-    csv_case("null-in-required-column", lambda g: set_values(g, "tenure_days", {10: "", 11: " "}), "ingest",
-             lambda d: f"{d.uri()}: column 'tenure_days' must not be null; null in row(s) [12, 13]"),
+    # churn validates with `quarantine`: cells that break the contract's types are set aside at ingest
+    # and counted in the share at validate (under `fail` they stop ingest: OPERATOR_CASES below).
+    csv_case("text-in-int-column-beyond-share", lambda g: every_nth(g, "sessions", "many", 10), "validate",
+             validation("120 of 1200 rows (10.0%) failed row checks, more than max_quarantine_share=5.0% "
+                        "(contract: sessions expects int32: 120 row(s), first at activity.csv row 2, "
+                        "activity.csv row 12, activity.csv row 22)")),
+    csv_case("unparseable-date-beyond-share", lambda g: every_nth(g, "event_date", "20/11/2026", 15), "validate",
+             validation("80 of 1200 rows (6.7%) failed row checks, more than max_quarantine_share=5.0% "
+                        "(contract: event_date expects date: 80 row(s), first at activity.csv row 2, "
+                        "activity.csv row 17, activity.csv row 32)")),
+    csv_case("nan-in-required-column-beyond-share", lambda g: every_nth(g, "tenure_days", "NaN", 8), "validate",
+             validation("150 of 1200 rows (12.5%) failed row checks, more than max_quarantine_share=5.0% "
+                        "(contract: tenure_days must not be null: 150 row(s), first at activity.csv row 2, "
+                        "activity.csv row 10, activity.csv row 18)")),
+    csv_case("infinite-minutes-beyond-share", lambda g: every_nth(g, "minutes_watched", "inf", 10), "validate",
+             validation("120 of 1200 rows (10.0%) failed row checks, more than max_quarantine_share=5.0% "
+                        "(contract: minutes_watched is infinite: 120 row(s), first at activity.csv row 2, "
+                        "activity.csv row 12, activity.csv row 22)")),
     csv_case("bool-maybe", lambda g: set_values(g, "churned", {4: "Maybe"}), "ingest",
              lambda d: f"{d.uri()}: column 'churned' expects bool, got unparseable value(s) at row 6: 'Maybe'"),
     csv_case("duplicate-key", lambda g: keep_rows(g, 0, CUSTOMERS, extra=(10,)), "ingest",
@@ -414,6 +423,23 @@ OPERATOR_CASES = [
     OperatorCase("int32-overflow", "csv", lambda g: {"activity.csv": set_values(g, "tenure_days", {0: "3000000000"})},
                  lambda d: f"{d.uri()}: column 'tenure_days' expects int32, got unparseable value(s) at "
                            "row 2: '3000000000'"),
+    # Under `fail` (the ingest operator's default) a bad cell stops the day, as it always did.
+    OperatorCase("text-in-int-column", "csv",
+                 lambda g: {"activity.csv": set_values(g, "sessions", {3: "many", 7: "lots"})},
+                 lambda d: f"{d.uri()}: column 'sessions' expects int32, got unparseable value(s) at "
+                           "row 5: 'many', row 9: 'lots'"),
+    OperatorCase("unparseable-date", "csv",
+                 lambda g: {"activity.csv": set_values(g, "event_date", {2: "2026-02-30", 40: "20/11/2026"})},
+                 lambda d: f"{d.uri()}: column 'event_date' expects date, got unparseable value(s) at "
+                           "row 4: '2026-02-30', row 42: '20/11/2026'"),
+    OperatorCase("null-in-required-column", "csv",
+                 lambda g: {"activity.csv": set_values(g, "tenure_days", {10: "", 11: " "})},
+                 lambda d: f"{d.uri()}: column 'tenure_days' must not be null; null in row(s) [12, 13]"),
+    OperatorCase("infinity-in-float-column", "csv",
+                 lambda g: {"activity.csv": set_values(g, "minutes_watched", {1: "inf", 4: "-Infinity"})},
+                 lambda d: f"{d.uri()}: column 'minutes_watched' expects finite float64 values, got infinite "
+                           "value(s) at row 3: inf, row 6: -inf (set allow_infinity: true on the column to accept "
+                           "them)"),
 ]
 
 
@@ -503,10 +529,10 @@ def test_a_drop_that_is_not_whole_is_refused_at_ingest(nightly, case, context_fo
 # ---- a few bad rows, under the share: the night goes on without them -----------------------------
 
 def test_a_few_bad_rows_are_quarantined_and_the_night_succeeds(nightly):
-    bad_plan, bad_sessions = [3, 250, 777], [10, 11, 999]
+    bad_plan, bad_sessions, bad_cells = [3, 250, 777], [10, 11, 999], [20, 500]
     good = nightly.good_csv(GOOD_DAY)
     data = set_values(set_values(good, "plan", dict.fromkeys(bad_plan, "platinum")), "sessions",
-                      dict.fromkeys(bad_sessions, "-4"))
+                      {**dict.fromkeys(bad_sessions, "-4"), **dict.fromkeys(bad_cells, "abc")})
     drop = nightly.write_drop(GOOD_DAY, {"activity.csv": data})
     result = run_dag_once("churn_nightly", GOOD_DAY)
     assert result.state == "success", result.task_states
@@ -515,21 +541,27 @@ def test_a_few_bad_rows_are_quarantined_and_the_night_succeeds(nightly):
     lake = nightly.lake
     quarantine = assert_clean_partition(lake, "quarantine", drop.ds)
     rows = lake.read_table("quarantine", DATASETS["quarantine"], drop.ds).to_pandas().sort_values("customer_id")
-    assert quarantine.row_count == 6
+    assert quarantine.row_count == 8
     assert dict(zip(rows["customer_id"], rows["_reasons"], strict=True)) == {
         **{f"C{r:06d}": "expect_column_values_to_be_in_set(plan)" for r in bad_plan},
         **{f"C{r:06d}": "expect_column_values_to_be_between(sessions)" for r in bad_sessions},
+        **{f"C{r:06d}": "contract: sessions expects int32" for r in bad_cells},
     }
+    # a rejected cell keeps its text, and its row says where in the drop it was
+    rejected = rows[rows["_reasons"].str.startswith("contract:")]
+    assert list(rejected["sessions"]) == ["abc", "abc"]
+    assert list(rejected["_source"]) == [f"{drop.uri()} row {r + 2}" for r in bad_cells]
+    assert assert_clean_partition(lake, "raw", drop.ds).extra["rejected_rows"] == 2
     validated = assert_clean_partition(lake, "validated", drop.ds)
-    assert validated.row_count == CUSTOMERS - 6
-    assert validated.extra["quarantined_rows"] == 6
+    assert validated.row_count == CUSTOMERS - 8
+    assert validated.extra["quarantined_rows"] == 8
     kept = set(lake.read_table("validated", DATASETS["validated"], drop.ds).column("customer_id").to_pylist())
     assert kept.isdisjoint(rows["customer_id"])
     assert assert_clean_partition(lake, "reports", drop.ds).extra["status"] == "quarantined"
     # the bad rows never reached the features or the predictions
     features = set(lake.read_table("features", DATASETS["features"], drop.ds).column("customer_id").to_pylist())
     assert features == kept
-    assert lake.require("predictions", DATASETS["predictions"], drop.ds).row_count == CUSTOMERS - 6
+    assert lake.require("predictions", DATASETS["predictions"], drop.ds).row_count == CUSTOMERS - 8
     assert sorted(p.name for p in drop.folder.iterdir()) == [MARKER, "activity.csv"]
     assert (drop.folder / "activity.csv").read_bytes() == data
 
@@ -555,3 +587,29 @@ def test_a_bad_re_drop_of_a_date_that_passed_is_withdrawn_and_refused_downstream
     scored = run_dag_once("churn_score", GOOD_DAY)
     assert scored.failed == ["score"], scored.task_states
     assert "was built from data that has since changed" in str(scored.errors["score"])
+
+
+# ---- feature jobs that hand back nothing: features fails naming the job and the date -------------
+
+def job_that_keeps_no_rows(activity, ds):
+    return activity.where(activity.sessions < 0)
+
+
+def test_a_feature_job_that_returns_no_rows_fails_features(skylift_env, context_for):
+    """One Spark run; a job returning None or another type is checked without Spark in tests/unit/test_features.py."""
+    import pyarrow as pa
+
+    from include.errors import FeatureJobError
+    from operators.features import FeaturesOperator
+
+    lake = Lake(f"file://{skylift_env}/lake")
+    with lake.publish("validated", "activity", "2026-11-20") as writer:
+        writer.write_table(pa.table({"customer_id": ["C1", "C2"], "sessions": pa.array([3, 4], pa.int32())}))
+    path = "tests.reliability.test_bad_inputs:job_that_keeps_no_rows"
+    features = FeaturesOperator(task_id="features", pipeline="t", job=path, source_dataset="activity",
+                                dataset=DATASETS["features"], lookback_days=1)
+    with pytest.raises(FeatureJobError) as caught:
+        features.execute(context_for("2026-11-20", task_id="features"))
+    assert str(caught.value).startswith(f"feature job {path} returned no rows for ds=2026-11-20 from "
+                                        "validated/activity/ds=2026-11-20; nothing was published")
+    assert_no_partition(lake, "features", "2026-11-20")
