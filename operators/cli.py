@@ -38,10 +38,12 @@ def embedded_environment(home: Path, project: Path | None = None) -> dict[str, s
 def run_demo(args: argparse.Namespace) -> int:
     home = Path(args.home or DEMO_HOME).resolve()
     os.environ.update(embedded_environment(home, ROOT))
-    from include.datagen.churn import generate
+    from include.datagen.churn import generate, generate_labels
 
-    drops = home / "skylift" / "drops" / "activity"
-    generate(drops, args.end, days=args.days, n_customers=args.customers)
+    drops = home / "skylift" / "drops"
+    generate(drops / "activity", args.end, days=args.days, n_customers=args.customers)
+    # Outcomes land 3 days late (labels.delay_days in churn.yaml): the first model trains on night 6.
+    generate_labels(drops, args.end, days=args.days, delay_days=3, n_customers=args.customers)
     dates = [args.end - timedelta(days=i) for i in range(args.runs - 1, -1, -1)]
     from operators.project import Project
     from operators.runner import RunRequest, run_pipeline
@@ -139,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the nightly pipeline end to end on the embedded default")
     demo.add_argument("--end", type=date.fromisoformat, default=DEMO_END, help="the demo date (YYYY-MM-DD)")
-    demo.add_argument("--runs", type=int, default=3, help="nightly runs for consecutive days ending at --end")
-    demo.add_argument("--days", type=int, default=7, help="days of sample drops to generate")
+    demo.add_argument("--runs", type=int, default=10, help="nightly runs for consecutive days ending at --end")
+    demo.add_argument("--days", type=int, default=10, help="days of sample drops (activity and labels) to generate")
     demo.add_argument("--customers", type=int, default=5000)
     demo.add_argument("--dag", default="churn_nightly")
     demo.set_defaults(func=run_demo)

@@ -35,11 +35,15 @@ def demo_report(pipeline: str, ds: str, home: Path) -> str:
     zones = [("raw", spec.raw_dataset), ("validated", spec.raw_dataset), ("quarantine", spec.raw_dataset),
              ("reports", spec.raw_dataset), ("features", spec.features_dataset),
              ("predictions", spec.predictions_dataset)]
+    if spec.labels is not None:
+        zones[4:4] = [("validated", spec.label_source.dataset)]
+        zones.append(("evaluations", spec.evaluations_dataset))
     model = spec.register_.model_name
     lines = ["", "=" * 78, f"Skylift demo: {pipeline} nightly pipeline done for ds={ds}", "=" * 78,
              "Lake partitions:", *lake_listing(lake, zones), "",
              f"Validation report: {lake.file_uri('reports', spec.raw_dataset, ds, 'validation.html')}",
              f"Predictions:       {lake.file_uri('predictions', spec.predictions_dataset, ds, 'part-00000.parquet')}",
+             *evaluation_summary(lake, spec),
              "", *registry_summary(settings.mlflow_tracking_uri, model), "",
              "Open the MLflow UI on these runs:",
              f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000",
@@ -47,6 +51,23 @@ def demo_report(pipeline: str, ds: str, home: Path) -> str:
              f"  .venv/bin/skylift --home {home} lineage {model} champion",
              f"Airflow metadata DB: {home / 'airflow' / 'airflow.db'}"]
     return "\n".join(lines)
+
+
+def evaluation_summary(lake, spec) -> list[str]:
+    """Where the live metrics went: one line per evaluated day and model version."""
+    if spec.labels is None:
+        return []
+    days = lake.partitions("evaluations", spec.evaluations_dataset)
+    if not days:
+        return [f"Evaluations:       none yet (outcomes land {spec.labels.delay_days} day(s) after a scored day)"]
+    metric = spec.deploy.gate.metric if spec.deploy else None
+    lines = [f"Evaluations:       {lake.partition_uri('evaluations', spec.evaluations_dataset, days[-1])} "
+             f"(live metrics, also in MLflow as live_<metric> on each version's run)"]
+    for ds in days:
+        for row in lake.read_table("evaluations", spec.evaluations_dataset, ds).to_pylist():
+            value = f"{metric}={row[metric]:.4f}" if metric in row and row[metric] is not None else ""
+            lines.append(f"  ds={ds} v{row['model_version']}: {row['labelled_rows']} labelled rows {value}")
+    return lines
 
 
 def registry_summary(tracking_uri: str, model: str) -> list[str]:
