@@ -64,8 +64,8 @@ class DeployModelOperator(SkyliftOperator):
         decision = decide(gate, holdout[self.target].to_numpy(), challenger_pred, champion_pred, force=force)
         self.log.info("gate for %s v%s (champion: %s): %s", self.model_name, version,
                       f"v{champion}" if champion else "none", decision.summary())
-        result = {"version": version, "previous_champion": champion,
-                  "champion": version if decision.promote else champion, **decision.to_dict()}
+        result = {"version": version, "promoted": decision.promote, "previous_champion": champion,
+                  "champion": version if decision.promote else champion, "gate": decision.to_dict()}
         # Checked before anything moves: a value XCom cannot carry must fail here, not after promotion.
         try:
             document = json.dumps(decision.to_dict(), allow_nan=False)

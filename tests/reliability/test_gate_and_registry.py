@@ -1,0 +1,223 @@
+"""The deploy gate and the registry under bad days and faults, through the real operator.
+
+A tiny local lake and a SQLite MLflow store; the models are small pyfunc models whose score is
+one feature column, registered as versions of a model of its own per test, as the register stage does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from include import registry
+from include.errors import RegistryError, RegistryUnavailable
+from include.lake import Lake
+from include.training.holdout import holdout_mask
+
+DS = "2026-11-24"
+CUSTOMERS = 600
+
+
+class ColumnScore:
+    """A pyfunc model that returns one feature column as its score (clipped to a probability)."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def predict(self, context, model_input, params=None):  # noqa: ARG002 - the pyfunc signature
+        return np.clip(model_input[self.column].to_numpy(dtype="float64"), 0.0, 1.0)
+
+
+def _features(churned: np.ndarray) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    n = len(churned)
+    return pd.DataFrame({
+        "customer_id": [f"c{i:05d}" for i in range(n)],
+        "good": 0.3 + 0.5 * churned + rng.normal(0, 0.15, n),  # separates the classes well
+        "weak": 0.3 + 0.1 * churned + rng.normal(0, 0.15, n),  # barely
+        "churned": churned.astype("int64"),
+    })
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One MLflow store for the module, holding two logged models: one scores `weak`, one `good`."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    home = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{home}/mlflow.db"
+    client = registry.client_for(uri)
+    frame = _features(np.zeros(10))
+    logged = []
+    mlflow.set_tracking_uri(uri)  # the fluent logging API has no client argument
+    try:
+        experiment = client.create_experiment("t", artifact_location=f"file://{home}/artifacts")
+        for column in ("weak", "good"):
+            with mlflow.start_run(experiment_id=experiment) as run:
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=_pyfunc(column), pip_requirements=[],
+                    signature=infer_signature(frame[["good", "weak"]], np.zeros(len(frame))))
+            logged.append((run.info.run_id, info.model_uri, info.model_id))
+    finally:
+        mlflow.set_tracking_uri(None)
+    return {"home": home, "uri": uri, "client": client, "logged": logged}
+
+
+@pytest.fixture
+def world(skylift_env, monkeypatch, store, request):
+    """Settings and a lake of this test's own, and a model of its own in the shared store with
+    versions 1 (scores `weak`) and 2 (scores `good`)."""
+    monkeypatch.setenv("AIRFLOW_VAR_SKYLIFT_MLFLOW_TRACKING_URI", store["uri"])
+    client = store["client"]
+    model = "churn_" + request.node.name.removeprefix("test_").replace("[", "_").replace("]", "")
+    registry.create_model(client, model, tags={"skylift.pipeline": "t"})
+    import mlflow
+
+    mlflow.set_tracking_uri(store["uri"])  # MLflow resolves a `models:/<id>` source through the global URI
+    try:
+        for run_id, model_uri, model_id in store["logged"]:
+            client.create_model_version(model, source=model_uri, run_id=run_id, model_id=model_id)
+    finally:
+        mlflow.set_tracking_uri(None)
+    return {"home": store["home"], "client": client, "model": model, "lake": Lake(f"file://{skylift_env}/lake")}
+
+
+def _pyfunc(column: str):
+    import mlflow.pyfunc
+
+    class Model(mlflow.pyfunc.PythonModel):
+        def __init__(self) -> None:
+            self.inner = ColumnScore(column)
+
+        def predict(self, context, model_input, params=None):
+            return self.inner.predict(context, model_input, params)
+
+    return Model()
+
+
+def _publish_day(lake: Lake, churned: np.ndarray, ds: str = DS) -> pd.DataFrame:
+    frame = _features(churned)
+    with lake.publish("features", "churn_features", ds) as writer:
+        writer.write_table(pa.Table.from_pandas(frame, preserve_index=False))
+    return frame
+
+
+def _deploy(context_for, model: str, version: str, force: bool = False, **gate):
+    from operators.deploy import DeployModelOperator
+
+    op = DeployModelOperator(task_id="deploy", pipeline="t", model_name=model, register_task_id="register",
+                             features_dataset="churn_features", key=["customer_id"], target="churned",
+                             task="classification", gate={"metric": "auc", "min": 0.6, **gate})
+    context = context_for(DS, task_id="deploy", params={"force_deploy": force},
+                          xcoms={("register", "return_value"): {"version": version}})
+    return op, context
+
+
+def _both_classes() -> np.ndarray:
+    return (np.random.default_rng(1).random(CUSTOMERS) < 0.3).astype(int)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_one_class_holdout_keeps_the_champion_and_returns_json(world, context_for, force):
+    client, lake = world["client"], world["lake"]
+    registry.promote(client, world["model"], "1", expected=None)
+    _publish_day(lake, np.zeros(CUSTOMERS))  # a day on which nobody churned
+    op, context = _deploy(context_for, world["model"], "2", force=force)
+    result = op.execute(context)
+    assert registry.champion_version(client, world["model"]) == "1"
+    assert result["promoted"] is False and result["champion"] == "1" and result["gate"]["challenger"]["value"] is None
+    assert "AUC needs both classes" in result["gate"]["reasons"][0]
+    assert ("force_deploy was set but cannot promote" in " ".join(result["gate"]["reasons"])) is force
+    json.dumps(result, allow_nan=False)  # what Airflow pushes to XCom
+    json.dumps(list(context["ti"].xcoms.values()), allow_nan=False)
+    tags = client.get_model_version(world["model"], "2").tags
+    assert tags["skylift.gate"].startswith("keep the champion: n=")
+    assert json.loads(tags["skylift.gate_decision"])["challenger"]["value"] is None
+
+
+def test_a_better_challenger_is_promoted_with_its_statistics(world, context_for):
+    client, lake = world["client"], world["lake"]
+    registry.promote(client, world["model"], "1", expected=None)
+    frame = _publish_day(lake, _both_classes())
+    op, context = _deploy(context_for, world["model"], "2")
+    result = op.execute(context)
+    assert result["promoted"] is True and registry.champion_version(client, world["model"]) == "2"
+    gate = result["gate"]
+    assert gate["n"] == int(holdout_mask(frame[["customer_id"]], 0.2).sum())
+    assert gate["gain"]["low"] > 0 and gate["challenger"]["low"] <= gate["challenger"]["value"]
+    assert client.get_model_version(world["model"], "2").tags[registry.PROMOTED_AT_TAG]
+
+
+def test_a_failed_smoke_test_rolls_the_alias_back(world, context_for, monkeypatch):
+    from include import scoring
+
+    client, lake = world["client"], world["lake"]
+    registry.promote(client, world["model"], "1", expected=None)
+    _publish_day(lake, _both_classes())
+    real_load = scoring.load
+
+    def load(uri: str):  # the serving side refuses the model once it is reached through the alias
+        if uri.endswith(f"@{registry.CHAMPION}"):
+            raise RegistryError(f"cannot load model {uri}: endpoint refused")
+        return real_load(uri)
+
+    monkeypatch.setattr(scoring, "load", load)
+    op, context = _deploy(context_for, world["model"], "2")
+    with pytest.raises(RegistryError, match=rf"promoting {world['model']} v2 failed after alias champion moved; the "
+                                            rf"alias was rolled back to 1: cannot load model models:/{world['model']}"
+                                            "@champion"):
+        op.execute(context)
+    assert registry.champion_version(client, world["model"]) == "1"
+    assert client.get_registered_model(world["model"]).tags[registry.CHAMPION_RECORD_TAG] == "1"
+
+
+def test_a_first_promotion_that_fails_leaves_no_champion(world, context_for, monkeypatch):
+    from operators.deploy import DeployModelOperator
+
+    client, lake = world["client"], world["lake"]
+    _publish_day(lake, _both_classes())
+
+    def broken(self, version, holdout):
+        raise OSError("disk full while writing the smoke-test report")
+
+    monkeypatch.setattr(DeployModelOperator, "_smoke_test", broken)
+    op, context = _deploy(context_for, world["model"], "2")
+    with pytest.raises(RegistryError, match="rolled back to none: disk full"):
+        op.execute(context)
+    assert registry.champion_version(client, world["model"]) is None
+
+
+def test_a_locked_registry_is_unavailable_not_missing(world):
+    """SQLite holds writers off for MLflow's busy timeout (20 s), then MLflow reports the lock."""
+    client = world["client"]
+    registry.promote(client, world["model"], "1", expected=None)
+    lock = sqlite3.connect(str(world["home"] / "mlflow.db"), isolation_level=None, check_same_thread=False)
+    lock.execute("BEGIN EXCLUSIVE")
+    outcome: dict[str, BaseException | str | None] = {}
+
+    def look() -> None:
+        try:
+            outcome["value"] = registry.champion_version(registry.client_for(f"sqlite:///{world['home']}/mlflow.db"),
+                                                         world["model"])
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["value"] = exc
+
+    try:
+        worker = threading.Thread(target=look)
+        worker.start()
+        worker.join(timeout=120)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    error = outcome["value"]
+    assert isinstance(error, RegistryUnavailable), error
+    assert f"is unavailable while reading model '{world['model']}'" in str(error) and "database is locked" in str(error)
+    assert registry.champion_version(client, world["model"]) == "1"  # and it answers again once the lock is gone
