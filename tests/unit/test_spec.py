@@ -32,6 +32,30 @@ def test_shipped_specs_load(name):
     assert spec.dags["nightly"].stage_list[0] == "ingest"
 
 
+def test_sources_and_labels_of_the_shipped_churn_spec():
+    spec = load_spec(ROOT / "dags" / "pipelines" / "churn.yaml")
+    assert [(b.name, b.dataset, b.task_id("ingest")) for b in spec.source_bindings] == [
+        ("activity", "customer_activity", "ingest_activity"), ("churn_labels", "churn_labels", "ingest_churn_labels")]
+    assert [b.name for b in spec.feature_sources] == ["activity"]  # outcomes never reach the feature job
+    assert spec.label_source.dataset == "churn_labels" and spec.labels.delay_days == 3
+    assert spec.dag_stages(spec.dags["nightly"])[-1] == "evaluate"
+
+
+def test_the_one_source_shorthand_keeps_its_task_ids_and_has_no_evaluate(tmp_path):
+    def shorthand(body):
+        activity = body.pop("sources")["activity"]
+        body["validate"] = activity.pop("validate")
+        body["source"] = activity
+        body.pop("labels")
+        body["train"].pop("holdout_days")
+
+    spec = load_spec(mutate(tmp_path, shorthand))
+    (binding,) = spec.source_bindings
+    assert (binding.dataset, binding.task_id("ingest"), binding.task_id("validate")) == (
+        "customer_activity", "ingest", "validate")
+    assert "evaluate" not in spec.dag_stages(spec.dags["nightly"])
+
+
 def test_unknown_key_names_line_and_suggests(tmp_path):
     path = write(tmp_path, CHURN.replace("  lookback_days: 7", "  lookback_dayz: 7"))
     line = CHURN.splitlines().index("  lookback_days: 7") + 1
@@ -48,7 +72,8 @@ def test_wrong_type_names_the_key(tmp_path):
 
 def test_bad_enum_value(tmp_path):
     path = write(tmp_path, CHURN.replace("on_failure: quarantine", "on_failure: ignore"))
-    with pytest.raises(SpecError, match=r"validate.on_failure: Input should be 'fail', 'warn' or 'quarantine'"):
+    with pytest.raises(SpecError, match=r"sources.activity.validate.on_failure: Input should be 'fail', 'warn' or "
+                                        r"'quarantine'"):
         load_spec(path)
 
 
@@ -59,9 +84,11 @@ def test_python_object_tags_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("patch,needle", [
-    (lambda b: b["source"].update(password="hunter22"), "source.password: key 'password' looks like a credential"),
-    (lambda b: b["source"].update(uri="s3://AKIAABCDEFGHIJKLMNOP@bucket/{ds}/"), "the value looks like a credential"),
-    (lambda b: b["source"].update(uri="s3://user:pw@bucket/{ds}/"), "the value looks like a credential"),
+    (lambda b: b["sources"]["activity"].update(password="hunter22"),
+     "sources.activity.password: key 'password' looks like a credential"),
+    (lambda b: b["sources"]["activity"].update(uri="s3://AKIAABCDEFGHIJKLMNOP@bucket/{ds}/"),
+     "the value looks like a credential"),
+    (lambda b: b["sources"]["activity"].update(uri="s3://user:pw@bucket/{ds}/"), "the value looks like a credential"),
     (lambda b: b["train"]["params"].update(api_key="x"), "train.params.api_key"),
 ])
 def test_secrets_are_refused_without_echoing_them(tmp_path, patch, needle):
@@ -74,13 +101,20 @@ def test_secrets_are_refused_without_echoing_them(tmp_path, patch, needle):
 
 
 @pytest.mark.parametrize("patch,needle", [
-    (lambda b: b["source"].update(schema="../../etc/passwd"), "escapes the project folder"),
-    (lambda b: b["source"].update(uri="../{ds}/"), "must not contain '..'"),
-    (lambda b: b["source"].update(uri="activity/"), "must contain {ds}"),
-    (lambda b: b["source"].update(dataset="../x"), "source.dataset: String should match pattern"),
+    (lambda b: b["sources"]["activity"].update(schema="../../etc/passwd"), "escapes the project folder"),
+    (lambda b: b["sources"]["activity"].update(uri="../{ds}/"), "must not contain '..'"),
+    (lambda b: b["sources"]["activity"].update(uri="activity/"), "must contain {ds}"),
+    (lambda b: b["sources"]["activity"].update(dataset="../x"),
+     "sources.activity.dataset: String should match pattern"),
     (lambda b: b["features"].update(job="os:system"), "module 'os' is not in an allowed feature package"),
     (lambda b: b["features"].update(job="include.features.churn.build"), "must look like"),
-    (lambda b: b["validate"].update(suite="include/expectations/nope.yaml"), "validate.suite: file"),
+    (lambda b: b["sources"]["activity"]["validate"].update(suite="include/expectations/nope.yaml"),
+     "sources.activity.validate.suite: file"),
+    (lambda b: b.update(source={"uri": "a/{ds}/", "schema": "include/schemas/customer_activity.yaml"}), "not both"),
+    (lambda b: b["labels"].update(source="outcomes"), "labels.source 'outcomes' must name an entry of `sources:`"),
+    (lambda b: b["train"].update(target="next_30d_spend"), "must be labels.column 'churned'"),
+    (lambda b: (b.pop("labels"), b["dags"]["nightly"].update(stages=["score", "evaluate"])),
+     "stage 'evaluate' needs a top-level 'labels' section"),
     (lambda b: b["deploy"]["gate"].update(metric="aucc"), "did you mean 'auc'"),
     (lambda b: b["dags"]["retrain"].update(stages=["deploy"]), "stage 'deploy' needs 'register' in the same DAG"),
     (lambda b: b["dags"]["retrain"]["params"].update(gpu={"type": "integer"}), "'gpu' is a built-in parameter"),
