@@ -37,7 +37,8 @@ def test_an_infinity_fails_a_between_check_whatever_its_bounds_and_nan_counts_as
     }
     assert outcome.warnings == ["expect_column_values_to_not_be_null(both)"]
     assert outcome.failed == [] and outcome.status == "quarantined"
-    assert describe_quarantine(outcome).startswith("expect_column_values_to_be_between(both): 2 row(s), first rows 1, 2")
+    assert describe_quarantine(outcome).startswith(
+        "expect_column_values_to_be_between(both): 2 row(s), first rows 1, 2")
 
 
 def test_under_fail_an_infinity_names_the_rule_and_the_rows():
