@@ -42,6 +42,9 @@ def find_reusable(client: Any, experiment: str, key: str) -> dict[str, Any] | No
     """The result of the latest finished run built from `key` whose model still exists."""
     from mlflow.exceptions import MlflowException
 
+    from include.errors import RegistryUnavailable
+    from include.registry import is_missing
+
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
@@ -52,8 +55,14 @@ def find_reusable(client: Any, experiment: str, key: str) -> dict[str, Any] | No
         try:
             result = json.loads(run.data.tags[RESULT_TAG])
             client.get_logged_model(result["model_id"])  # deleted models are not reused
-        except (KeyError, ValueError, MlflowException):
+        except (KeyError, ValueError):
             continue
+        except MlflowException as exc:
+            if is_missing(exc):
+                continue
+            raise RegistryUnavailable(f"cannot tell whether MLflow run {run.info.run_id} can be reused: its logged "
+                                      f"model {result['model_id']} could not be read ({exc}); retry the task once "
+                                      "the tracking server answers") from exc
         return result
     return None
 
