@@ -185,9 +185,7 @@ def run_one(project: Project, dag_id: str, dag_file: Path, day: date, conf: dict
 
 def task_log_tail(log: Path, task_id: str, start_offset: int, lines: int = LOG_LINES_ON_FAILURE) -> list[str]:
     """The last lines this run's log holds for `task_id` (dag.test() logs each task after a marker)."""
-    with log.open("rb") as handle:
-        handle.seek(start_offset)
-        text = handle.read().decode("utf-8", errors="replace").splitlines()
+    text = _read_from(log, start_offset).splitlines()
     block: list[str] = []
     inside = False
     for line in text:
@@ -202,6 +200,19 @@ def task_log_tail(log: Path, task_id: str, start_offset: int, lines: int = LOG_L
     return block[-lines:]
 
 
+def log_tail(log: Path, start_offset: int, lines: int = LOG_LINES_ON_FAILURE) -> list[str]:
+    return _read_from(log, start_offset).rstrip().splitlines()[-lines:]
+
+
+def _read_from(log: Path, offset: int) -> str:
+    """The log as written since `offset` (where this run's part of a shared log file begins)."""
+    if not log.is_file():
+        return ""
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode("utf-8", errors="replace")
+
+
 def report_failure(outcome: RunOutcome, failures: list[TaskFailure], log: Path, offset: int) -> None:
     failed = [t for t in outcome.tasks if t.state in ("failed", "upstream_failed")]
     print(f"\n{outcome.dag_id} for {outcome.day} FAILED (run state {outcome.state}).", file=sys.stderr)
@@ -213,8 +224,10 @@ def report_failure(outcome: RunOutcome, failures: list[TaskFailure], log: Path, 
               file=sys.stderr)
         for line in task_log_tail(log, task.task_id, offset):
             print(f"    {line}", file=sys.stderr)
-    if not failed:
-        print(f"no task failed; the run itself did not finish. See the log: {log}", file=sys.stderr)
+    if not failed:  # the DAG did not load or the run never started: the log's end says why
+        print("no task failed; the run itself did not finish. The end of the log:", file=sys.stderr)
+        for line in log_tail(log, offset):
+            print(f"    {line}", file=sys.stderr)
     print(f"\nFull Airflow log: {log}", file=sys.stderr)
 
 

@@ -6,7 +6,6 @@ No churn data is generated and churn's datasets are never touched.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,15 +15,10 @@ import pytest
 
 from include.lake import Lake
 from tests.e2e.own_project import days, write_drop, write_project
+from tests.e2e.ui_process import clean_environment
 
 pytestmark = pytest.mark.e2e
 DATES = days(6)
-
-
-def clean_environment() -> dict[str, str]:
-    """This process's environment without the settings tests point at their own folders."""
-    leaked = ("MLFLOW_", "AIRFLOW_VAR_", "AIRFLOW_CONN_", "AIRFLOW__", "AIRFLOW_HOME", "SKYLIFT_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(leaked)}
 
 
 @pytest.fixture(scope="module")

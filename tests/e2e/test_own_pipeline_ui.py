@@ -3,48 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.own_project import write_project
-from tests.e2e.test_own_pipeline import clean_environment
+from tests.e2e.ui_process import alive, descendants, start_ui
 
 pytestmark = pytest.mark.e2e
-BANNER = re.compile(r"Airflow UI: (http://127\.0\.0\.1:\d+)\s+\(user (\w+), password (\S+)\)")
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (from /proc), the Airflow services' own children included."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def request(url: str, token: str | None = None, body: dict | None = None) -> dict:
@@ -56,44 +23,25 @@ def request(url: str, token: str | None = None, body: dict | None = None) -> dic
         return json.loads(response.read())
 
 
-def wait_for_banner(proc: subprocess.Popen, timeout: float = 300) -> re.Match:
-    deadline, seen = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            pytest.fail(f"skylift ui exited with {proc.returncode}:\n{''.join(seen)}{proc.stderr.read()}")
-        seen.append(line)
-        match = BANNER.search(line)
-        if match:
-            return match
-    pytest.fail(f"skylift ui printed no login in {timeout}s:\n{''.join(seen)}")
-
-
 def test_ui_serves_the_projects_dags_and_stops_cleanly(tmp_path):
-    project, home = write_project(tmp_path / "project"), tmp_path / "home"
-    proc = subprocess.Popen([sys.executable, "-m", "operators.cli", "--home", str(home), "ui", "--port", "0",
-                             "--project", str(project)], env=clean_environment(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    ui = start_ui(write_project(tmp_path / "project"), tmp_path / "home")
     try:
-        url, user, password = wait_for_banner(proc).groups()
-        token = request(f"{url}/auth/token", body={"username": user, "password": password})["access_token"]
+        token = request(f"{ui.url}/auth/token", body={"username": ui.user, "password": ui.password})["access_token"]
         deadline, dag_ids = time.monotonic() + 180, set()
         while time.monotonic() < deadline and not {"parcels_daily", "parcels_retrain"} <= dag_ids:
             time.sleep(2)
-            dag_ids = {d["dag_id"] for d in request(f"{url}/api/v2/dags?tags=parcels", token)["dags"]}
-        assert {"parcels_daily", "parcels_retrain"} <= dag_ids
-        assert not any(d.startswith("churn") for d in dag_ids)
-        details = request(f"{url}/api/v2/dags/parcels_retrain/details", token)
+            dag_ids = {d["dag_id"] for d in request(f"{ui.url}/api/v2/dags", token)["dags"]}
+        assert dag_ids == {"parcels_daily", "parcels_retrain"}  # this project's DAGs, not the repository's
+        details = request(f"{ui.url}/api/v2/dags/parcels_retrain/details", token)
         params = details["params"]
         assert {"ds", "max_depth", "train_start", "train_end", "force_deploy"} <= set(params)
         assert params["max_depth"]["schema"]["maximum"] == 8
         assert "parcels" in details["doc_md"]
-        running = descendants(proc.pid)
+        running = descendants(ui.proc.pid)
         assert len(running) >= 4  # api-server, scheduler, dag-processor, triggerer (and their workers)
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out + err
+        out, err = ui.stop()
+    assert ui.proc.returncode == 0, out + err
     assert "stopping the Airflow services" in out
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(alive(pid) for pid in running):
