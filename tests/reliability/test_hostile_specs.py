@@ -71,15 +71,15 @@ JOB = "job: include.features.churn:build"
 OWNER = "owner: ml-platform"
 HOSTILE = [
     Hostile("uri-climbs-out-of-the-drops-root", URI, 'uri: "../../../etc/{ds}/"', "uri:",
-            "source.uri: Value error, must not contain '..' path segments"),
+            "sources.activity.uri: Value error, must not contain '..' path segments"),
     Hostile("uri-climbs-out-after-the-date", URI, 'uri: "activity/{ds}/../../../../etc"', "uri:",
-            "source.uri: Value error, must not contain '..' path segments"),
+            "sources.activity.uri: Value error, must not contain '..' path segments"),
     Hostile("schema-climbs-out-of-the-project", SCHEMA, "schema: include/../../../etc/passwd", "schema:",
-            f"source.schema: path 'include/../../../etc/passwd' escapes the project folder {ROOT}"),
+            f"sources.activity.schema: path 'include/../../../etc/passwd' escapes the project folder {ROOT}"),
     Hostile("suite-absolute-path", SUITE, "suite: /etc/passwd", "suite:",
-            f"validate.suite: path '/etc/passwd' escapes the project folder {ROOT}"),
+            f"sources.activity.validate.suite: path '/etc/passwd' escapes the project folder {ROOT}"),
     Hostile("dataset-climbs-out-of-the-lake", "dataset: customer_activity", "dataset: ../../customer_activity",
-            "dataset:", f"source.dataset: {NAME_PATTERN}"),
+            "dataset:", f"sources.activity.dataset: {NAME_PATTERN}"),
     Hostile("features-dataset-climbs-out-of-the-lake", "lookback_days: 7", "lookback_days: 7\n  dataset: ../raw",
             "dataset: ../raw", f"features.dataset: {NAME_PATTERN}"),
     Hostile("python-object-apply-os-system", OWNER, 'owner: !!python/object/apply:os.system ["touch SENTINEL"]',
@@ -95,7 +95,7 @@ HOSTILE = [
     Hostile("aws-key-id-in-spec", OWNER, f"owner: {KEY_ID}", "owner:",
             f"owner: the value looks like a credential; {NO_SECRETS}", (KEY_ID,)),
     Hostile("credentials-in-a-uri", URI, f'uri: "s3://{KEY_ID}:{SECRET}@landing/activity/{{ds}}/"', "uri:",
-            f"source.uri: the value looks like a credential; {NO_SECRETS}", (KEY_ID, SECRET)),
+            f"sources.activity.uri: the value looks like a credential; {NO_SECRETS}", (KEY_ID, SECRET)),
     Hostile("private-key-in-spec", "tags: [xgboost, classification]",
             'tags: [xgboost, "-----BEGIN OPENSSH PRIVATE KEY-----b3BlbnNzaC1rZXktdjE"]', "tags:",
             f"tags.1: the value looks like a credential; {NO_SECRETS}", ("b3BlbnNzaC1rZXktdjE",)),
@@ -109,6 +109,18 @@ HOSTILE = [
             f"features.job: module 'subprocess' {NOT_A_FEATURE_PACKAGE}"),
     Hostile("feature-job-lookalike-package", JOB, "job: include.features_evil:build", "job:",
             f"features.job: module 'include.features_evil' {NOT_A_FEATURE_PACKAGE}"),
+]
+# Mistakes that used to pass the loader and fail later, far from the spec line.
+HOSTILE += [
+    Hostile("cron-out-of-range", 'schedule: "0 2 * * *"', 'schedule: "0 25 * * *"', "schedule:",
+            "dags.nightly.schedule: '0 25 * * *' is not a cron expression ([0 25 * * *] is not acceptable, out of "
+            "range); use five fields like '0 2 * * *', one of ['@daily', '@hourly', '@monthly', '@quarterly', "
+            "'@weekly', '@yearly'], 'on_new_features' or null"),
+    Hostile("feature-job-module-missing", JOB, "job: include.features.nope:build", "job:",
+            "features.job: module 'include.features.nope' not found (is the package installed, the name spelled "
+            "right?)"),
+    Hostile("model-param-typo", "params: {max_depth: 4,", "params: {max_dept: 4,", "params: {max_dept",
+            "train.params.max_dept: not a xgboost parameter; did you mean 'max_depth'? (train.framework is xgboost)"),
 ]
 CREDENTIAL_AS_KEY = Hostile("aws-key-id-as-a-key", "params: {max_depth: 4,", f"params: {{{KEY_ID}: 1, max_depth: 4,",
                             KEY_ID, f"train.params: a key of this mapping looks like a credential; {NO_SECRETS}",
@@ -211,3 +223,42 @@ def test_s3_lake_settings_never_show_the_secret(monkeypatch, capfd):
     for text in (repr(hook), repr(lake), str(lake), lake.partition_uri("raw", "customer_activity", "2026-11-10"),
                  out, err):
         assert KEY_ID not in text and SECRET not in text  # ... and shown nowhere
+
+
+def test_a_spec_that_claims_another_specs_model_breaks_both_dag_files(tmp_path):
+    """Taking over: a second spec in the folder names churn's model. Both DAG files show the clash
+    (each naming both files and lines), neither pipeline's DAGs load, and a spec elsewhere still does."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    owner = pipelines / "churn.yaml"
+    owner.write_text(SHIPPED.read_text())
+    intruder = pipelines / "intruder.yaml"
+    intruder.write_text(SHIPPED.read_text().replace("pipeline: churn", "pipeline: intruder", 1)
+                        .replace("dataset: customer_activity", "dataset: intruder_activity", 1)
+                        .replace("  churn_labels:", "  churn_labels:\n    dataset: intruder_labels", 1))
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    stubs = {}
+    for spec in (owner, intruder):
+        stubs[spec] = dags / f"{spec.stem}_pipeline.py"
+        stubs[spec].write_text(STUB.format(spec=str(spec)))
+    (dags / "elsewhere_pipeline.py").write_text(STUB.format(spec=str(ROOT / "dags" / "pipelines" / "spend.yaml")))
+
+    bag = DagBag(dag_folder=str(dags))
+    assert set(bag.import_errors) == {str(stub) for stub in stubs.values()}
+    at = {spec: spec.read_text()[: spec.read_text().index("model_name:")].count("\n") + 1 for spec in stubs}
+    for spec, other in ((owner, intruder), (intruder, owner)):
+        error = bag.import_errors[str(stubs[spec])].rstrip()
+        assert error.endswith(f"SpecError: {spec}:{at[spec]}: registered model 'churn' is also written by "
+                              f"{other}:{at[other]} (pipeline {yaml_pipeline(other)!r}); a pipeline name, a model "
+                              "and a dataset each belong to one spec: rename one of them")
+    assert not {d for d in bag.dags if d.startswith(("churn_", "intruder_"))}
+    assert {"spend_nightly", "spend_retrain"} <= set(bag.dags)
+
+
+def yaml_pipeline(spec: Path) -> str:
+    import yaml
+
+    return yaml.safe_load(spec.read_text())["pipeline"]
