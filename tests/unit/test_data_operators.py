@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from include.datagen.churn import generate
-from include.errors import ContractError, PartitionNotFound, ValidationFailed
+from include.errors import ContractError, PartitionNotFound, SpecError, ValidationFailed
 from include.lake import Lake
 from operators.features import FeaturesOperator
 from operators.ingest import IngestOperator
@@ -131,10 +131,24 @@ def test_features_over_the_lookback_window(drops, lake, context_for):
     frame = lake.read_table("features", "feats", DS).to_pandas()
     assert len(frame) == 300 and frame["customer_id"].is_unique
     assert (frame["days_seen"] == 3).all()
-    assert {"sessions_mean", "sessions_trend", "plan_basic", "churned"} <= set(frame.columns)
+    assert {"sessions_mean", "sessions_trend", "plan_basic"} <= set(frame.columns)
+    assert not {"churned", "next_30d_spend"} & set(frame.columns)  # outcomes arrive in their own source
     manifest = lake.require("features", "feats", DS)
     assert [i["ds"] for i in manifest.inputs] == ["2026-11-18", "2026-11-19", DS]
     assert len(manifest.extra["missing_days"]) == 4
+
+    # With `sources:`, the job gets each source by name: the same rows as the positional form.
+    named = FeaturesOperator(task_id="features", pipeline="t", job="include.features.churn:build",
+                             sources={"activity": "activity"}, dataset="feats_named", lookback_days=7)
+    named.execute(context_for(DS, task_id="features"))
+    assert lake.read_table("features", "feats_named", DS).equals(lake.read_table("features", "feats", DS))
+
+
+def test_a_source_the_feature_job_does_not_take_is_named(skylift_env, context_for):
+    op = FeaturesOperator(task_id="features", pipeline="t", job="include.features.churn:build",
+                          sources={"events": "activity"}, dataset="feats")
+    with pytest.raises(SpecError, match=r"takes \['activity', 'ds'\], but it is called with the sources \['events'\]"):
+        op.execute(context_for(DS))
 
 
 def test_features_need_the_days_validated_partition(skylift_env, context_for):
