@@ -237,7 +237,7 @@ def judge(gate: Gate, n: int, challenger: Estimate, champion: Estimate | None = 
     if failures:
         return Decision(False, reasons=tuple(failures), **made)
     if champion is None:
-        return Decision(True, reasons=("there is no champion yet",) if gate.beat_champion else
+        return Decision(True, reasons=("there is no other champion to compare with",) if gate.beat_champion else
                         ("beat_champion is off: the thresholds alone decide",), **made)
     return Decision(True, reasons=(f"beats the champion by {gain.text(signed=True)}",), **made)
 

@@ -23,7 +23,7 @@ def _judge(gate: Gate, challenger: float, champion: float | None, force: bool = 
 
 
 @pytest.mark.parametrize("gate,challenger,champion,force,promote,reason", [
-    (AUC, 0.80, None, False, True, "no champion yet"),
+    (AUC, 0.80, None, False, True, "no other champion to compare with"),
     (AUC, 0.65, None, False, False, "below the minimum 0.7"),
     (AUC, 0.80, 0.82, False, False, "does not beat it"),
     (AUC, 0.82, 0.80, False, True, "beats the champion by +0.0200"),
