@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from include.errors import LabelError
+from include.errors import LabelError, TrainingError
 from include.labels import FEATURE_DATE, LabelPlan, complete_days, point_in_time_join, time_split
 
 PLAN = LabelPlan(column="churned", key=("customer_id",), as_of="as_of", delay_days=3)
@@ -106,3 +106,44 @@ def test_label_drops_missing_columns_or_with_bad_dates_are_named():
     with pytest.raises(LabelError, match=r"'as_of' is not a date"):
         point_in_time_join({"2026-11-01": features("A")}, {"2026-11-04": labels([("A", "soon", True)])},
                            PLAN, cutoff="2026-11-04")
+
+
+def test_training_rows_come_through_the_join_with_the_newest_days_held_out(tmp_path):
+    """The entrypoint's data step: label-free feature partitions, outcomes from label partitions
+    landed by the cut-off, a time-based holdout; a later drop with contradicting outcomes is unseen."""
+    import numpy as np
+    import pyarrow as pa
+
+    from include.lake import Lake
+    from include.training.entrypoint import TrainConfig, prepare
+
+    root = f"file://{tmp_path}/lake"
+    lake = Lake(root)
+    rng = np.random.default_rng(3)
+    ids = [f"C{i:06d}" for i in range(60)]
+    days = ["2026-11-01", "2026-11-02", "2026-11-03"]
+    for n, d in enumerate(days):
+        with lake.publish("features", "feats", d) as writer:
+            writer.write_table(pa.table({"customer_id": ids, "sessions": rng.normal(size=60) + n}))
+        outcomes = labels([(c, d, bool(i % 2)) for i, c in enumerate(ids)])
+        arrival = (dt.date.fromisoformat(d) + dt.timedelta(days=3)).isoformat()
+        with lake.publish("validated", "outcomes", arrival) as writer:
+            writer.write_table(pa.Table.from_pandas(outcomes, preserve_index=False))
+    with lake.publish("validated", "outcomes", "2026-11-09") as writer:  # after the cut-off: must stay unseen
+        writer.write_table(pa.Table.from_pandas(labels([(c, days[0], True) for c in ids]), preserve_index=False))
+
+    config = TrainConfig.from_dict({
+        "lake_root": root, "dataset": "feats", "dates": days, "key": ["customer_id"], "target": "churned",
+        "framework": "xgboost", "task": "classification", "experiment": "t",
+        "labels": {"dataset": "outcomes", "column": "churned", "key": ["customer_id"], "as_of": "as_of",
+                   "delay_days": 3, "arrivals": ["2026-11-04", "2026-11-05", "2026-11-06"],
+                   "cutoff": "2026-11-06", "holdout_dates": ["2026-11-03"]}})
+    data = prepare(config)
+    assert data.features == ["sessions"]  # neither the key, the label nor the feature date
+    assert data.rows["holdout"] == 60 and data.rows["train"] == 120
+    assert sorted(set(data.y_holdout.tolist())) == [0.0, 1.0]
+
+    planted = {**config.labels.as_config(), "arrivals": ["2026-11-04", "2026-11-05", "2026-11-06", "2026-11-09"],
+               "cutoff": "2026-11-09"}
+    with pytest.raises(TrainingError, match="second outcome"):  # read, the planted drop is refused
+        prepare(TrainConfig.from_dict({**vars(config), "labels": planted}))
