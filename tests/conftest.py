@@ -28,16 +28,11 @@ import pytest  # noqa: E402
 @pytest.fixture
 def skylift_env(tmp_path, monkeypatch):
     """Embedded Skylift settings under a per-test folder; returns the folder."""
+    from operators.settings import as_environment, embedded_values
+
     home = tmp_path / "skylift"
-    settings = {
-        "SKYLIFT_LAKE_ROOT": f"file://{home}/lake",
-        "SKYLIFT_DROPS_ROOT": f"file://{home}/drops",
-        "SKYLIFT_MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-        "SKYLIFT_MLFLOW_ARTIFACT_ROOT": f"file://{home}/mlartifacts",
-        "SKYLIFT_SPARK_MASTER": "local[2]",
-    }
-    for key, value in settings.items():
-        monkeypatch.setenv(f"AIRFLOW_VAR_{key}", value)
+    for key, value in as_environment(embedded_values(home, spark_master="local[2]")).items():
+        monkeypatch.setenv(key, value)
     home.mkdir(parents=True)
     return home
 

@@ -27,13 +27,9 @@ NIGHTLY = ["wait_for_drop", "ingest", "validate", "features", "train", "register
 
 def skylift_settings(home: Path) -> dict[str, str]:
     """The embedded Skylift settings under `home`, as Airflow Variables in the environment."""
-    return {
-        "AIRFLOW_VAR_SKYLIFT_LAKE_ROOT": f"file://{home}/lake",
-        "AIRFLOW_VAR_SKYLIFT_DROPS_ROOT": f"file://{home}/drops",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_ARTIFACT_ROOT": f"file://{home}/mlartifacts",
-        "AIRFLOW_VAR_SKYLIFT_SPARK_MASTER": "local[2]",
-    }
+    from operators.settings import as_environment, embedded_values
+
+    return as_environment(embedded_values(home, spark_master="local[2]"))
 
 
 @dataclass
