@@ -92,6 +92,14 @@ def landed(stack, tmp_path_factory):
     for path in sorted(local.rglob("*"), key=lambda p: (p.name == MARKER, str(p))):
         if path.is_file():
             client.upload_file(str(path), "skylift-landing", f"activity/{path.parent.name}/{path.name}")
+    # The outcomes land under their own prefixes (labels/<day>/, spend_labels/<day>/), three days late.
+    from include.datagen.churn import generate_labels
+
+    outcomes = tmp_path_factory.mktemp("label-drops")
+    generate_labels(outcomes, STACK_END, days=3, delay_days=3, n_customers=STACK_CUSTOMERS)
+    for path in sorted(outcomes.rglob("*"), key=lambda p: (p.name == MARKER, str(p))):
+        if path.is_file():
+            client.upload_file(str(path), "skylift-landing", path.relative_to(outcomes).as_posix())
     return local
 
 
