@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet  # noqa: F401 - pa.parquet below
 import pytest
 
+from include.errors import DamagedPartition, PublishConflict
 from include.lake import Lake
 
 pytestmark = pytest.mark.integration
@@ -60,3 +61,31 @@ def test_staging_for_spark_copies_and_cleans_up(lakes):
     import os
 
     assert not os.path.exists(path)
+
+
+def test_two_clients_publishing_one_partition_at_once_one_is_refused(lakes):
+    first, second = lakes
+    with first.publish("raw", "events", "2026-11-24") as w:
+        w.write_table(rows(1))
+    slow = first.publish("raw", "events", "2026-11-24", run_id="nightly")
+    slow_writer = slow.__enter__()
+    slow_writer.write_table(rows(3))
+    with second.publish("raw", "events", "2026-11-24", run_id="manual") as fast:
+        fast.write_table(rows(4))
+    with pytest.raises(PublishConflict, match=rf"another writer published raw/events/ds=2026-11-24 "
+                                              rf"\(attempt {fast.attempt}, run manual\)"):
+        slow.__exit__(None, None, None)  # its conditional PUT names an ETag that is gone
+    manifest = first.require("raw", "events", "2026-11-24")
+    assert manifest.attempt == fast.attempt and first.problems(manifest, checksums=True) == []
+    listing = first.fs.ls(first.partition_path("raw", "events", "2026-11-24"), detail=False)
+    assert len(listing) == 2  # the winner's part and the manifest: the loser removed its own
+
+
+def test_a_part_truncated_on_s3_is_named_by_readers(lakes):
+    writer, reader = lakes
+    with writer.publish("features", "f", "2026-11-24") as w:
+        w.write_table(rows(500))
+    path = f"{writer.partition_path('features', 'f', '2026-11-24')}/{w.entries[0].path}"
+    writer.fs.pipe_file(path, b"PAR1")
+    with pytest.raises(DamagedPartition, match=r"features/f/ds=2026-11-24 is damaged: part-00000.parquet is 4 bytes"):
+        reader.read_table("features", "f", "2026-11-24")
