@@ -32,7 +32,7 @@ def embedded_environment(home: Path, project: Path | None = None) -> dict[str, s
     """Environment for an embedded Skylift (see `operators.project`, the one home of these settings)."""
     from operators.project import Project
 
-    return Project.locate(project, home).environment()
+    return Project.at(project, home).environment()
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -40,14 +40,20 @@ class Project:
     home: Path
 
     @classmethod
-    def locate(cls, project: str | Path | None, home: str | Path | None) -> Project:
+    def at(cls, project: str | Path | None, home: str | Path | None) -> Project:
         """`--project` (else SKYLIFT_PROJECT, else this repository) and `--home` (else `<project>/.skylift`)."""
         chosen = project or os.environ.get("SKYLIFT_PROJECT") or SKYLIFT_ROOT
         root = Path(chosen).expanduser().resolve()
-        if not (root / "dags" / "pipelines").is_dir():
-            raise SpecError(f"project folder {root} has no dags/pipelines/ folder of pipeline specs "
-                            "(give --project DIR or set SKYLIFT_PROJECT)")
         return cls(root=root, home=Path(home or root / DEFAULT_HOME).expanduser().resolve())
+
+    @classmethod
+    def locate(cls, project: str | Path | None, home: str | Path | None) -> Project:
+        """`at`, for commands that read the project's specs: the folder must hold them."""
+        located = cls.at(project, home)
+        if not located.pipelines_dir.is_dir():
+            raise SpecError(f"project folder {located.root} has no dags/pipelines/ folder of pipeline specs "
+                            "(give --project DIR or set SKYLIFT_PROJECT)")
+        return located
 
     @property
     def pipelines_dir(self) -> Path:

@@ -92,3 +92,14 @@ def test_task_log_tail_keeps_the_tasks_own_lines(tmp_path):
     assert task_log_tail(log, "ingest", 0) == ["[DAG TEST] starting task_id=ingest map_index=-1", "read drop",
                                                 "ContractError: bad"]
     assert task_log_tail(log, "validate", 0)[-1] == "other"
+
+
+def test_a_folder_without_specs_is_a_message_not_a_traceback(tmp_path):
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-m", "operators.cli", "--home", str(tmp_path / "home"), "run",
+                             "parcels", "--date", "2026-03-01", "--project", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"skylift: project folder {tmp_path} has no dags/pipelines/ folder of pipeline "
+                                     "specs (give --project DIR or set SKYLIFT_PROJECT)")
