@@ -355,14 +355,31 @@ class Lake:
         writer.commit()
 
     def delete_partition(self, zone: str, dataset: str, ds: str) -> bool:
-        """Remove a partition: the manifest first (so readers stop trusting it), then its files."""
+        """Withdraw a partition: the manifest first (so readers stop trusting it), then the files it
+        listed. Files a writer is staging meanwhile are its own; leftovers go with the next publish.
+        False when there was no published partition."""
         folder = self.partition_path(zone, dataset, ds)
-        if not self.fs.exists(folder):
+        if self.is_local:
+            if not os.path.isdir(folder):
+                return False
+            handle = os.open(folder, os.O_RDONLY)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)  # not between a publisher's check and its rename
+                return self._withdraw(folder)
+            finally:
+                os.close(handle)
+        return self._withdraw(folder)
+
+    def _withdraw(self, folder: str) -> bool:
+        generation, listed = self._published_state(folder)
+        if generation is None:
             return False
-        manifest_path = f"{folder}/{MANIFEST_NAME}"
-        if self.fs.exists(manifest_path):
-            self.fs.rm_file(manifest_path)
-        self.fs.rm(folder, recursive=True)
+        self.fs.rm_file(f"{folder}/{MANIFEST_NAME}")
+        for path in listed:
+            try:
+                self.fs.rm_file(f"{folder}/{path}")
+            except FileNotFoundError:
+                pass
         return True
 
     def generation(self, zone: str, dataset: str, ds: str) -> str | None:

@@ -328,3 +328,19 @@ def test_a_retry_rebuilds_a_damaged_output_instead_of_keeping_it(skylift_env, co
     assert rebuilt.attempt != first.attempt
     assert stage.lake.problems(stage.lake.require("features", "f", "2026-11-20"), checksums=True) == []
     assert stage.lake.read_table("features", "f", "2026-11-20").num_rows == 30
+
+
+def test_withdrawing_removes_the_partition_but_not_a_writers_staged_files(lake):
+    with lake.publish("raw", "events", "2026-11-20") as w:
+        w.write_table(table(3))
+    block, staging = open_writer(lake)
+    staging.write_table(table(2))
+    assert lake.delete_partition("raw", "events", "2026-11-20") is True
+    assert lake.manifest("raw", "events", "2026-11-20") is None
+    assert lake.partitions("raw", "events") == []
+    assert files_in(lake, "raw", "events", "2026-11-20") == [staging.entries[0].path]
+    assert lake.delete_partition("raw", "events", "2026-11-20") is False
+    assert lake.delete_partition("raw", "events", "2026-11-21") is False
+    with pytest.raises(PublishConflict, match="then withdrew it"):  # it began before the withdrawal
+        block.__exit__(None, None, None)
+    assert files_in(lake, "raw", "events", "2026-11-20") == []
