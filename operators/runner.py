@@ -138,8 +138,10 @@ class Progress:
     def __init__(self, out: Any) -> None:
         self.out = out
         self.seen: dict[str, tuple[str | None, int]] = {}
+        self.width = 18  # task ids line up; widened for longer ones (`ingest_<source>`)
 
     def update(self, tasks: list[TaskState]) -> None:
+        self.width = max([self.width, *(len(task.task_id) for task in tasks)])
         for task in tasks:
             key = (task.state, task.try_number)
             if self.seen.get(task.task_id) == key or task.state is None:
@@ -147,7 +149,7 @@ class Progress:
             self.seen[task.task_id] = key
             took = f" in {task.duration:.1f}s" if task.duration is not None and task.state in FINISHED else ""
             retry = f" (try {task.try_number})" if task.try_number > 1 else ""
-            print(f"  {task.task_id:<18} {task.state}{took}{retry}", file=self.out, flush=True)
+            print(f"  {task.task_id:<{self.width}} {task.state}{took}{retry}", file=self.out, flush=True)
 
 
 def run_one(project: Project, dag_id: str, dag_file: Path, day: date, conf: dict[str, Any] | None,
