@@ -123,6 +123,7 @@ class SkyliftOperator(BaseOperator):
             return None
         try:
             manifest = self.lake.manifest(zone, dataset, ds)
+            self.refuse_foreign(manifest)  # another pipeline's partition is neither kept nor replaced
             if manifest is None or manifest.extra.get("build_key") != key:
                 return None
             self.lake.check(manifest, checksums=True)
@@ -146,9 +147,13 @@ class SkyliftOperator(BaseOperator):
         return self.lake.delete_partition(zone, dataset, ds)
 
     def check_partition_owner(self, zone: str, dataset: str, ds: str) -> None:
-        manifest = self.lake.manifest(zone, dataset, ds)
+        self.refuse_foreign(self.lake.manifest(zone, dataset, ds))
+
+    def refuse_foreign(self, manifest: Any | None) -> None:
+        """Refuse a partition whose manifest says another pipeline wrote it (older manifests name none)."""
         owner = manifest.extra.get("pipeline") if manifest is not None else None
         if owner is not None and owner != self.pipeline:
+            zone, dataset, ds = manifest.zone, manifest.dataset, manifest.ds
             raise LakeError(f"{zone}/{dataset}/ds={ds} was written by pipeline {owner!r} (run {manifest.run_id}); "
                             f"pipeline {self.pipeline!r} may not replace it. Two specs name the same dataset: "
                             "give this pipeline's spec its own dataset name")
