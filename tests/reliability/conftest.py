@@ -22,7 +22,9 @@ DATASETS = {
     "predictions": "churn_predictions",
 }
 # The stages of `churn_nightly` in order; a failure must stop everything after it.
-NIGHTLY = ["wait_for_drop", "ingest", "validate", "features", "train", "register", "deploy", "score"]
+# The label source's own tasks (ingest_churn_labels, validate_churn_labels) run beside these.
+NIGHTLY = ["wait_for_drop_activity", "ingest_activity", "validate_activity", "features", "train", "register",
+           "deploy", "score", "evaluate"]
 
 
 def skylift_settings(home: Path) -> dict[str, str]:
@@ -69,7 +71,7 @@ def run_dag_once(dag_id: str, day: date, conf: dict[str, Any] | None = None,
     for task in dag.tasks:
         task.retries = 0
         task.on_failure_callback = [keep_exception]
-        if sensor_timeout is not None and task.task_id == "wait_for_drop":
+        if sensor_timeout is not None and task.task_id.startswith("wait_for_drop"):
             task.timeout = sensor_timeout
             task.poke_interval = 1
     run = dag.test(logical_date=datetime(day.year, day.month, day.day, tzinfo=UTC), run_conf=conf)

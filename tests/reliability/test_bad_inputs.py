@@ -1,6 +1,7 @@
 """Bad data never reaches a model: a corpus of broken drops run through `churn_nightly`.
 
-One good night (D0) makes a champion. Then every case writes a broken drop for a date of its own
+Good nights up to D0 make a champion (outcomes land three days late, so the first model trains on
+the sixth night). Then every case writes a broken activity drop for a date of its own
 and runs the nightly DAG through Airflow (`dag.test()`). For each case:
 
 - the run fails, in the expected task, with the exact message (file, column, first rows);
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from include.datagen.churn import MARKER, generate
+from include.datagen.churn import MARKER, generate, generate_labels
 from include.errors import ContractError, IncompleteDrop, ValidationFailed
 from include.lake import Lake
 from tests.reliability.conftest import (
@@ -41,10 +42,13 @@ from tests.reliability.conftest import (
 
 pytestmark = pytest.mark.reliability
 
-D0 = date(2026, 11, 2)  # the good night that makes the champion
+FIRST = date(2026, 11, 1)  # the spec's start date: the first good night
+D0 = FIRST + timedelta(days=5)  # the sixth good night: the first with enough outcomes to train and deploy
 CUSTOMERS = 1200
 HEADER = ["customer_id", "event_date", "plan", "tenure_days", "monthly_charges", "sessions", "minutes_watched",
-          "support_tickets", "payment_failures", "churned", "next_30d_spend"]
+          "support_tickets", "payment_failures"]
+# `churn_nightly`'s task for each stage of the activity source (the label source has tasks of its own)
+TASKS = {"wait_for_drop": "wait_for_drop_activity", "ingest": "ingest_activity", "validate": "validate_activity"}
 SENSOR_TIMEOUT = 1  # seconds the drop sensor waits for a drop that never lands
 
 
@@ -186,7 +190,7 @@ CASES = [
     csv_case("extra-column", lambda g: add_column(g, "coupon_code", "XMAS"), "ingest",
              lambda d: f"{d.uri()}: unexpected column(s) ['coupon_code'] not in the schema "
                        "(set allow_extra_columns: true in the contract to drop them silently)"),
-    csv_case("column-named-twice", lambda g: rename_column(g, "next_30d_spend", "sessions"), "ingest",
+    csv_case("column-named-twice", lambda g: rename_column(g, "payment_failures", "sessions"), "ingest",
              lambda d: f"{d.uri()}: the header names column(s) ['sessions'] more than once"),
     # churn validates with `quarantine`: cells that break the contract's types are set aside at ingest
     # and counted in the share at validate (under `fail` they stop ingest: OPERATOR_CASES below).
@@ -206,8 +210,6 @@ CASES = [
              validation("120 of 1200 rows (10.0%) failed row checks, more than max_quarantine_share=5.0% "
                         "(contract: minutes_watched is infinite: 120 row(s), first at activity.csv row 2, "
                         "activity.csv row 12, activity.csv row 22)")),
-    csv_case("bool-maybe", lambda g: set_values(g, "churned", {4: "Maybe"}), "ingest",
-             lambda d: f"{d.uri()}: column 'churned' expects bool, got unparseable value(s) at row 6: 'Maybe'"),
     csv_case("duplicate-key", lambda g: keep_rows(g, 0, CUSTOMERS, extra=(10,)), "ingest",
              lambda d: f"{d.uri()}: key ['customer_id'] is not unique: 1 duplicated key(s), e.g. "
                        f"customer_id='C000010' (2x) in rows 12, {CUSTOMERS + 2}"),
@@ -223,11 +225,11 @@ CASES = [
     Case("empty-folder", lambda g: {}, "wait_for_drop",
          lambda d: f"no drop at {d.folder_uri} after {SENSOR_TIMEOUT}s"),
     csv_case("truncated-in-quoted-field", truncate_in_quoted_field, "ingest",
-             lambda d: f"{d.uri()}: cannot be read as csv: line 602 has 3 field(s) where the header has 11 "
+             lambda d: f"{d.uri()}: cannot be read as csv: line 602 has 3 field(s) where the header has 9 "
                        "(the file ends in the middle of this line: truncated?): "
                        f"{line_of(d.files['activity.csv'], 602)!r}"),
     csv_case("unclosed-quote", lambda g: set_values(g, "plan", {4: '"premium'}), "ingest",
-             lambda d: f"{d.uri()}: cannot be read as csv: line 6 has 3 field(s) where the header has 11 "
+             lambda d: f"{d.uri()}: cannot be read as csv: line 6 has 3 field(s) where the header has 9 "
                        f"(a quote is not closed on this line): {line_of(d.files['activity.csv'], 6)!r}"),
     csv_case("latin-1-bytes", latin1_plan, "ingest",
              lambda d: f"{d.uri()}: line 7 is not valid UTF-8 (column 'plan': byte b'\\xe9' at offset "
@@ -287,9 +289,12 @@ def nightly(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for key, value in skylift_settings(home).items():
             mp.setenv(key, value)
-        generate(home / "drops" / "activity", GOOD_DAY, days=(GOOD_DAY - D0).days + 1, n_customers=CUSTOMERS)
-        first = run_dag_once("churn_nightly", D0)
-        assert first.state == "success", first.task_states
+        days = (GOOD_DAY - FIRST).days + 1
+        generate(home / "drops" / "activity", GOOD_DAY, days=days, n_customers=CUSTOMERS)
+        generate_labels(home / "drops", GOOD_DAY, days=days, delay_days=3, n_customers=CUSTOMERS)
+        for offset in range((D0 - FIRST).days + 1):
+            night = run_dag_once("churn_nightly", FIRST + timedelta(days=offset))
+            assert night.state == "success", night.task_states
         champion = champion_version(home)
         assert champion is not None, "the good night must deploy a champion"
         yield Nightly(home=home, lake=Lake(f"file://{home}/lake"), champion=champion)
@@ -308,8 +313,9 @@ def test_bad_drop_stops_the_night(nightly, case, capfd):
 
     # the run failed in the expected task, with the exact message
     assert result.state == "failed"
-    assert result.failed == [case.task], result.task_states
-    error = result.errors[case.task]
+    task = TASKS[case.task]
+    assert result.failed == [task], result.task_states
+    error = result.errors[task]
     assert isinstance(error, case.error), repr(error)
     expected = case.message(drop)
     if case.task == "validate":
@@ -321,7 +327,7 @@ def test_bad_drop_stops_the_night(nightly, case, capfd):
     assert expected in out + err
 
     # nothing after the failed task ran; everything before it succeeded
-    position = NIGHTLY.index(case.task)
+    position = NIGHTLY.index(task)
     assert {t: result.task_states[t] for t in NIGHTLY[:position]} == dict.fromkeys(NIGHTLY[:position], "success")
     assert {t: result.task_states[t] for t in NIGHTLY[position + 1:]} == dict.fromkeys(
         NIGHTLY[position + 1:], "upstream_failed")
@@ -577,7 +583,7 @@ def test_a_bad_re_drop_of_a_date_that_passed_is_withdrawn_and_refused_downstream
     data = every_nth(redate(nightly.good_csv(D0), GOOD_DAY), "plan", "platinum", 12)
     drop = nightly.write_drop(GOOD_DAY, {"activity.csv": data})
     result = run_dag_once("churn_nightly", GOOD_DAY)
-    assert result.failed == ["validate"], result.task_states
+    assert result.failed == [TASKS["validate"]], result.task_states
     assert (drop.folder / "activity.csv").read_bytes() == data
     for zone in ("validated", "quarantine"):
         assert_no_partition(nightly.lake, zone, ds)
