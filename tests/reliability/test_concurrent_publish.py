@@ -184,7 +184,7 @@ def test_two_ingest_runs_of_one_date_at_once(skylift_env):
             manifest = lake.require("raw", "activity", INGEST_DS)
             assert lake.problems(manifest, checksums=True) == []
             table = lake.read_table("raw", "activity", INGEST_DS)
-            expected = expected or table
+            expected = table if expected is None else expected
             assert table.equals(expected) and table.num_rows == 20000
             # the refused run's retry finds the winner's partition built from the same drop and keeps it
             assert workers.submit(ingest_once, {}, 2).result() == "kept"
