@@ -147,7 +147,16 @@ class SkyliftOperator(BaseOperator):
         return self.lake.delete_partition(zone, dataset, ds)
 
     def check_partition_owner(self, zone: str, dataset: str, ds: str) -> None:
-        self.refuse_foreign(self.lake.manifest(zone, dataset, ds))
+        from include.errors import DamagedPartition
+
+        try:
+            manifest = self.lake.manifest(zone, dataset, ds)
+        except DamagedPartition as exc:
+            # An unreadable manifest names no owner; replacing it is how a retry heals the partition
+            # (the spec loader already refuses two specs that write one dataset).
+            self.log.warning("%s; its owner cannot be read, replacing it", exc)
+            return
+        self.refuse_foreign(manifest)
 
     def refuse_foreign(self, manifest: Any | None) -> None:
         """Refuse a partition whose manifest says another pipeline wrote it (older manifests name none)."""
