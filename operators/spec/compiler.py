@@ -193,8 +193,9 @@ def create_task(spec: PipelineSpec, stage: str, stages: list[str], reuse_trainin
         extra: dict[str, Any] = {}
         if spec.labels is not None and "deploy" in stages:
             # Nights before enough outcomes have landed train nothing; the day is still scored with
-            # the champion there is, and skipped (not failed) while there is none yet.
-            extra = {"trigger_rule": "none_failed", "skip_without_champion": True}
+            # the champion there is, and skipped (not failed) while there is none yet. At least one
+            # upstream must have succeeded: a day whose validation was skipped has no features to score.
+            extra = {"trigger_rule": "none_failed_min_one_success", "skip_without_champion": True}
         return BatchScoreOperator(model_name=spec.register_.model_name, features_dataset=spec.features_dataset,
                                   dataset=spec.predictions_dataset, key=spec.train.key, engine=spec.score.engine,
                                   outlets=[predictions_asset(spec)], **extra, **common)

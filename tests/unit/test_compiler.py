@@ -96,3 +96,16 @@ def test_the_training_operator_checks_the_runs_params_before_training(compiled):
                                         r"than or equal to 1 \(from the spec's train.params and the run's params "
                                         r"\['epochs', 'lr'\]\)"):
         train.run_model_params({"params": {"epochs": 0}})
+
+
+def test_score_waits_for_a_success_upstream_so_a_skipped_day_is_not_scored(compiled):
+    """A night that trains nothing still scores (deploy skipped, features succeeded); a day whose
+    validation was skipped (`on_empty: skip`) skips features and deploy, and must skip scoring too
+    rather than fail on a features partition that was never written."""
+    for spec, dags in compiled.values():
+        for dag_id, dag in dags.items():
+            if "score" not in dag.task_dict or "features" not in dag.task_dict or spec.labels is None:
+                continue
+            score = dag.get_task("score")
+            assert "features" in score.upstream_task_ids, dag_id
+            assert score.trigger_rule == "none_failed_min_one_success", dag_id
