@@ -76,15 +76,22 @@ class FlightsData:
             rows = rows.iloc[np.unique(np.linspace(0, len(rows) - 1, per_day).round().astype(int))]
         return rows
 
+    def at(self, origins: tuple[str, ...]) -> FlightsData:
+        """Only the flights leaving, and the weather observed at, these origin airports."""
+        unknown = sorted(set(origins) - set(ORIGINS))
+        if unknown or not origins:
+            raise SampleDataError(f"unknown origin airport(s) {unknown or list(origins)}; the data covers "
+                                  f"{list(ORIGINS)}")
+        if set(origins) == set(ORIGINS):
+            return self
+        return FlightsData(flights=self.flights[self.flights["origin"].isin(origins)],
+                           weather=self.weather[self.weather["origin"].isin(origins)])
+
 
 def load(folder: Path | None = None, origins: tuple[str, ...] = ORIGINS) -> FlightsData:
     """Read the package's flights and weather for the given origin airports."""
     folder = folder or package_data_dir()
-    unknown = sorted(set(origins) - set(ORIGINS))
-    if unknown:
-        raise SampleDataError(f"unknown origin airport(s) {unknown}; the data covers {list(ORIGINS)}")
     flights = pd.read_csv(folder / "flights.csv.zip", dtype={"carrier": str, "tailnum": str, "origin": str})
-    flights = flights[flights["origin"].isin(origins)]
     day = pd.to_datetime(flights[["year", "month", "day"]]).dt.strftime("%Y-%m-%d")
     flights = flights.assign(
         flight_date=day,
@@ -93,14 +100,13 @@ def load(folder: Path | None = None, origins: tuple[str, ...] = ORIGINS) -> Flig
     # Measurements stay text, so a drop repeats the source's values exactly (no float re-rendering).
     measured = {column: str for column in WEATHER_COLUMNS[4:]}
     weather = pd.read_csv(folder / "weather.csv", dtype={"origin": str, **measured})
-    weather = weather[weather["origin"].isin(origins)]
     observed = pd.to_datetime(weather["time_hour"], utc=True).dt.tz_localize(None)  # UTC, unambiguous
     weather = weather.assign(
         obs_date=pd.to_datetime(weather[["year", "month", "day"]]).dt.strftime("%Y-%m-%d"),
         obs_hour=weather["hour"],
         observed_at=observed.dt.strftime("%Y-%m-%d %H:%M:%S"),
     ).sort_values(["origin", "observed_at"], kind="stable")
-    return FlightsData(flights=flights.reset_index(drop=True), weather=weather.reset_index(drop=True))
+    return FlightsData(flights=flights.reset_index(drop=True), weather=weather.reset_index(drop=True)).at(origins)
 
 
 def _check_day(day: date, what: str) -> None:
@@ -156,7 +162,7 @@ def generate(out: Path, start: date, end: date, origins: tuple[str, ...] = ORIGI
     _check_day(start, "start")
     if end > LAST_DAY + timedelta(days=1):
         raise SampleDataError(f"end {end} is after {LAST_DAY + timedelta(days=1)}, the last day a drop lands")
-    data = data or load(origins=origins)
+    data = (data or load()).at(origins)
     written = []
     day = start
     while day <= end:

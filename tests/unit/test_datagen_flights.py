@@ -89,6 +89,10 @@ def test_drops_are_written_whole_with_a_marker_and_repeat_byte_for_byte(data, tm
         "weather/2013-01-02/weather.csv", "weather/2013-01-03/weather.csv",
     ]
     assert all(f"{p.parent.relative_to(tmp_path / 'a').as_posix()}/{fl.MARKER}" in files for p in first)
+    schedule = (tmp_path / "a" / "flights" / "2013-01-02" / "flights.csv").read_text().splitlines()
+    weather = (tmp_path / "a" / "weather" / "2013-01-02" / "weather.csv").read_text().splitlines()
+    assert len(schedule) == 31 and all("-LGA," in line for line in schedule[1:])  # only the asked origin
+    assert {line.split(",")[0] for line in weather[1:]} == {"LGA"}
 
 
 def test_each_drop_meets_its_contract(data, tmp_path):
@@ -124,6 +128,6 @@ def test_days_outside_the_data_are_refused(data, call, message):
         call(data)
 
 
-def test_unknown_origins_are_refused():
+def test_unknown_origins_are_refused(data):
     with pytest.raises(SampleDataError, match=r"unknown origin airport\(s\) \['BOS'\]"):
-        fl.load(origins=("BOS",))
+        data.at(("LGA", "BOS"))
