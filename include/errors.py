@@ -82,3 +82,22 @@ class RegistryUnavailable(RegistryError):
 
 class ModelVersionMissing(RegistryError):
     """An alias or a record names a model version that no longer exists."""
+
+class ChampionMoved(RegistryError):
+    """The champion is no longer the version a compare-and-set expected; nothing was written."""
+
+    def __init__(self, model: str, expected: str | None, current: str | None, seq: int) -> None:
+        self.model, self.expected, self.current, self.seq = model, expected, current, seq
+        super().__init__(f"the champion of model {model!r} is version {current or 'none'} (audit event {seq}), "
+                         f"not version {expected or 'none'} as expected")
+
+    def __reduce__(self):  # picklable across processes, like DamagedPartition
+        return type(self), (self.model, self.expected, self.current, self.seq)
+
+
+class PromotionConflict(RegistryError):
+    """Another promotion or rollback moved the champion first; this one changed nothing but its audit record."""
+
+
+class SmokeTestFailed(RegistryError):
+    """Scores through the champion alias were not finite or not the promoted version's own."""

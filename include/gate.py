@@ -37,7 +37,9 @@ class Gate:
     min: float | None = None
     max: float | None = None
     beat_champion: bool = True
+    # The gain over the champion this metric needs; negative: how much worse it may be (a margin).
     min_delta: float = 0.0
+    relative: bool = False  # min_delta is a fraction of the champion's value, not an absolute amount
     min_holdout_rows: int = 50
     confidence: float = 0.95
     require_significant: bool = False
@@ -263,10 +265,100 @@ def _comparison_failures(gate: Gate, challenger: Estimate, champion: Estimate | 
         return [f"the champion's {gate.metric} cannot be computed on the holdout ({champion.why_missing}), so the "
                 "challenger cannot be shown to beat it: trigger with force_deploy=true to replace it"]
     comparison = f"{gate.metric}={challenger.value:.4f} vs champion {champion.value:.4f}"
-    if gain.value < gate.min_delta:
-        return [f"{comparison}: does not beat it" + (f" by {gate.min_delta}" if gate.min_delta else "")]
-    if gate.require_significant and (gain.low is None or gain.low <= gate.min_delta):
+    needed = gate.min_delta * abs(champion.value) if gate.relative else gate.min_delta
+    if gain.value < needed:
+        return [f"{comparison}: {_shortfall(gate, needed)}"]
+    if gate.require_significant and (gain.low is None or gain.low <= needed):
         bound = "has no interval" if gain.low is None else f"lower bound {gain.low:+.4f}"
         return [f"{comparison}: the gain {gain.text(signed=True)} is not significant at {gate.confidence:.0%} "
-                f"({bound} is not above min_delta {gate.min_delta})"]
+                f"({bound} is not above " + (f"min_delta {gate.min_delta})" if needed == gate.min_delta else
+                                             f"the required {needed:+.4f})")]
     return []
+
+
+def _shortfall(gate: Gate, needed: float) -> str:
+    of = f" ({abs(gate.min_delta):.2%} of the champion's value)" if gate.relative else ""
+    if needed < 0:
+        return f"worse than the champion by more than the margin {-needed:.4f}{of}"
+    return "does not beat it" + (f" by {gate.min_delta}{of}" if needed else "")
+
+
+# ---- several metrics at once --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    """The gate on every metric of `deploy.gate`: promote only if each metric's rule passes."""
+
+    promote: bool
+    n: int
+    confidence: float
+    decisions: tuple[Decision, ...]
+    forced: bool = False
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def verdict(self) -> str:
+        if not self.promote:
+            return "keep the champion"
+        return "promote (forced)" if self.forced else "promote"
+
+    def summary(self) -> str:
+        """One line: the verdict, n, each metric's numbers, and why."""
+        level = f"{self.confidence:.0%} CI"
+        metrics = []
+        for d in self.decisions:
+            text = f"{d.metric}: challenger {d.challenger.text()}"
+            if d.champion is not None:
+                text += f", champion {d.champion.text()}"
+            if d.gain is not None:
+                text += f", gain {d.gain.text(signed=True)}"
+            metrics.append(text + (" ok" if d.promote else " FAILS"))
+        return f"{self.verdict}: n={self.n}; " + "; ".join(metrics) + f" ({level}); " + "; ".join(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe; the first metric's fields stay at the top level, as the single-metric gate wrote them."""
+        first = self.decisions[0].to_dict()
+        return {**first, "promoted": self.promote, "verdict": self.verdict, "forced": self.forced, "n": self.n,
+                "reasons": list(self.reasons), "metrics": [d.to_dict() | {"passed": d.promote}
+                                                           for d in self.decisions]}
+
+
+def gates_from(task: str, spec: dict[str, Any]) -> tuple[Gate, ...]:
+    """The gates of a `deploy.gate` mapping (GateSpec.model_dump()): its `metrics:` list, or the
+    single-metric shorthand. A `must_beat` margin is how much worse than the champion a metric may be."""
+    shared = {k: spec[k] for k in ("beat_champion", "min_holdout_rows", "confidence", "require_significant")
+              if k in spec}
+    rules = spec.get("metrics")
+    if not rules:
+        single = {k: v for k, v in spec.items() if k != "metrics"}
+        return (Gate(task=task, **single),)
+    gates = []
+    for rule in rules:
+        must_beat = rule.get("must_beat")
+        compare = must_beat is not None and shared.get("beat_champion", True)
+        gates.append(Gate(metric=rule["metric"], task=task, min=rule.get("min"), max=rule.get("max"),
+                          **{**shared, "beat_champion": compare},
+                          min_delta=-float(must_beat["margin"]) if compare else 0.0,
+                          relative=bool(must_beat.get("relative")) if compare else False))
+    return tuple(gates)
+
+
+def decide_all(gates: tuple[Gate, ...] | list[Gate], y_true: Any, challenger: Any, champion: Any | None = None,
+               force: bool = False) -> Verdict:
+    """Each gate on the same rows; promote only if all pass. `force` overrides failed rules, never a
+    metric that cannot be computed (the NaN rule)."""
+    if not gates:
+        raise ValueError("a gate needs at least one metric")
+    decisions = tuple(decide(g, y_true, challenger, champion, force=False) for g in gates)
+    n, confidence = decisions[0].n, gates[0].confidence
+    failed = [f"{d.metric}: {r}" for d in decisions if not d.promote for r in d.reasons]
+    if not failed:
+        passed = [f"{d.metric}: {d.reasons[0]}" for d in decisions if d.reasons]
+        return Verdict(True, n, confidence, decisions, reasons=tuple(passed))
+    uncomputable = [d.metric for d in decisions if not d.challenger.computable]
+    if force and uncomputable:
+        failed.append(f"force_deploy was set but cannot promote a model whose {', '.join(uncomputable)} is not "
+                      "computable")
+    elif force:
+        return Verdict(True, n, confidence, decisions, forced=True,
+                       reasons=(*failed, "promoted anyway: force_deploy was set"))
+    return Verdict(False, n, confidence, decisions, reasons=tuple(failed))

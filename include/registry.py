@@ -12,10 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from include.errors import ModelVersionMissing, RegistryError, RegistryUnavailable
+from include.audit import CONFLICT, FORCED, PROMOTE, ROLLBACK, AuditEvent, AuditTrail
+from include.errors import (
+    ChampionMoved,
+    ModelVersionMissing,
+    PromotionConflict,
+    RegistryError,
+    RegistryUnavailable,
+    SmokeTestFailed,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -26,7 +33,10 @@ CHALLENGER = "challenger"
 # the version it points to, so without this record a deleted champion would look like "never
 # promoted".
 CHAMPION_RECORD_TAG = "skylift.champion_version"
-PROMOTED_AT_TAG = "skylift.promoted_at"
+# What a version is now: champion, retired (replaced by a promotion), rolled_back, rejected (by the
+# gate). Rollback rewrites it, so a rolled-back version no longer looks promoted anywhere.
+STATUS_TAG = "skylift.status"
+STATUS_DETAIL_TAG = "skylift.status_detail"  # which audit event said so, when, by whom
 MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
 
 MISSING = "RESOURCE_DOES_NOT_EXIST"
@@ -173,30 +183,89 @@ def set_alias(client: Any, model: str, alias: str, version: str) -> None:
         client.set_registered_model_alias(model, alias, str(version))
 
 
-def promote(client: Any, model: str, version: str, expected: str | None) -> None:
-    """Make `version` champion, provided the champion is still `expected` (compare, then set).
+def set_status(client: Any, model: str, version: str, status: str, detail: str) -> None:
+    """Say what a version is now (one of STATUSES) and since which audit event; replaces the last say."""
+    set_version_tag(client, model, version, STATUS_TAG, status)
+    set_version_tag(client, model, version, STATUS_DETAIL_TAG, detail)
 
-    Two deploys racing for the same model must not silently overwrite each other's decision:
-    the one that finds the champion moved since it gated fails and says so.
+
+def current_champion(client: Any, trail: AuditTrail, model: str) -> str | None:
+    """The champion as the audit trail records it, checked against the MLflow alias.
+
+    Before the first audit event the alias alone decides (a model promoted before Skylift kept a
+    trail). Afterwards an alias that disagrees with the trail was moved outside Skylift, and no
+    promotion may build on either until someone says which is right.
     """
-    current = champion_version(client, model)
-    if current != expected:
-        raise RegistryError(
-            f"champion of model {model!r} moved from version {expected or 'none'} to {current or 'none'} while "
-            f"version {version} was being gated: re-run the deploy task to gate it against the new champion")
-    set_alias(client, model, CHAMPION, version)
-    with translated(client, f"recording the champion of model {model!r}"):
-        client.set_registered_model_tag(model, CHAMPION_RECORD_TAG, str(version))
-    set_version_tag(client, model, version, PROMOTED_AT_TAG, datetime.now(UTC).isoformat())
+    alias = champion_version(client, model)
+    last = trail.last(model)
+    if last is None or last.after == alias:
+        return alias
+    return _drifted(model, alias, last)
 
 
-def roll_back(client: Any, model: str, previous: str | None) -> None:
-    """Point the champion alias back at `previous`, or remove it when there was no champion."""
-    if previous is not None:
-        set_alias(client, model, CHAMPION, previous)
+def _drifted(model: str, alias: str | None, last: Any) -> Any:
+    raise RegistryError(
+        f"alias {CHAMPION} of model {model!r} points to version {alias or 'none'}, but the audit trail says version "
+        f"{last.after or 'none'} (event {last.seq}, {last.action} by {last.actor}): the alias was moved outside "
+        f"Skylift. Record which one is right with `skylift rollback {model} --to <version>`; nothing was changed")
+
+
+def promote(client: Any, trail: AuditTrail, model: str, version: str, expected: str | None, *, actor: str,
+            reason: str, forced: bool = False, details: dict[str, Any] | None = None) -> AuditEvent:
+    """Make `version` champion, provided the champion is still `expected` (compare-and-set).
+
+    The audit trail decides the race (see include/audit.py); only the winner moves the alias. A
+    loser records a `conflict` event and raises `PromotionConflict` naming the winner.
+    """
+    initial = champion_version(client, model) if trail.last(model) is None else None
+    try:
+        event = trail.append(model, FORCED if forced else PROMOTE, version=version, after=version, expect=expected,
+                             compare=True, actor=actor, reason=reason, details=details, initial=initial)
+    except ChampionMoved as moved:
+        lost = trail.append(model, CONFLICT, version=version, actor=actor, details=details, initial=initial,
+                            reason=f"lost the race: the champion moved from v{expected or '-'} to "
+                                   f"v{moved.current or '-'} while v{version} was gated")
+        winner = next((e for e in reversed(trail.events(model)) if e.moved), None)
+        by = f" by {winner.actor} ({winner.action}, event {winner.seq})" if winner else ""
+        raise PromotionConflict(
+            f"version {version} of model {model!r} was not promoted: the champion moved from version "
+            f"{expected or 'none'} to {moved.current or 'none'}{by} while it was being gated. Recorded as audit "
+            f"event {lost.seq}; re-run the deploy task to gate it against the new champion") from moved
+    _move_alias(client, trail, model, event, retired="retired")
+    return event
+
+
+def roll_back(client: Any, trail: AuditTrail, model: str, to: str | None, *, actor: str, reason: str,
+              action: str = ROLLBACK, expected: Any = ...) -> AuditEvent:
+    """Make `to` champion again (None: no champion), recording it; the replaced version's status
+    becomes `rolled_back`. With `expected`, only while that version is still champion."""
+    if to is not None and not version_exists(client, model, to):
+        raise ModelVersionMissing(f"model {model!r} has no version {to} to roll back to (existing versions: "
+                                  f"{_existing_versions(client, model)})")
+    last = trail.last(model)
+    initial = champion_version(client, model) if last is None else None
+    current = initial if last is None else last.after
+    event = trail.append(model, action, version=to, after=to, compare=True, actor=actor, reason=reason,
+                         expect=current if expected is ... else expected, initial=initial)
+    _move_alias(client, trail, model, event, retired="rolled_back")
+    return event
+
+
+def _move_alias(client: Any, trail: AuditTrail, model: str, event: AuditEvent, retired: str) -> None:
+    """Make MLflow say what audit event `event` decided: the alias, the champion record, the statuses."""
+    said = f"{event.action} at {event.at[:19]}Z by {event.actor} (audit event {event.seq})"
+    if event.after is not None:
+        set_alias(client, model, CHAMPION, event.after)
         with translated(client, f"recording the champion of model {model!r}"):
-            client.set_registered_model_tag(model, CHAMPION_RECORD_TAG, str(previous))
-        return
+            client.set_registered_model_tag(model, CHAMPION_RECORD_TAG, str(event.after))
+        set_status(client, model, event.after, "champion", said)
+    else:
+        _remove_champion(client, model)
+    if event.before is not None and event.before != event.after and version_exists(client, model, event.before):
+        set_status(client, model, event.before, retired, f"replaced by v{event.after or '-'}: {said}")
+
+
+def _remove_champion(client: Any, model: str) -> None:
     from mlflow.exceptions import MlflowException
 
     with translated(client, f"removing alias {CHAMPION} of model {model!r}"):
@@ -210,6 +279,26 @@ def roll_back(client: Any, model: str, previous: str | None) -> None:
         except MlflowException as exc:
             if not is_missing(exc):
                 raise
+
+
+def smoke_test(model: str, version: str, rows: Any) -> int:
+    """Score `rows` through the champion alias, exactly as batch inference resolves it, and require
+    finite scores equal to version `version`'s own: the alias must serve that version. Returns n."""
+    import numpy as np
+
+    from include import scoring
+
+    through_alias = scoring.load(f"models:/{model}@{CHAMPION}").predict(rows)
+    own = scoring.load(f"models:/{model}/{version}").predict(rows)
+    bad = int((~np.isfinite(through_alias)).sum())
+    if bad:
+        raise SmokeTestFailed(f"{model}@{CHAMPION} (version {version}) returned NaN or infinite scores for {bad} "
+                              f"of {len(rows)} smoke-test rows")
+    if not np.allclose(through_alias, own, rtol=1e-9, atol=1e-12):
+        differ = int((~np.isclose(through_alias, own, rtol=1e-9, atol=1e-12)).sum())
+        raise SmokeTestFailed(f"{model}@{CHAMPION} does not score like version {version}: {differ} of {len(rows)} "
+                              "smoke-test rows differ (the alias serves another model)")
+    return len(rows)
 
 
 def create_model(client: Any, model: str, tags: dict[str, str]) -> None:

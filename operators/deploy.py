@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from include.errors import RegistryError, SkyliftError
 from include.registry import CHAMPION
 from operators.base import SkyliftOperator, partition_date
-from operators.links import VERSION_XCOM_KEY, ModelVersionLink
+from operators.links import GATE_REPORT_XCOM_KEY, VERSION_XCOM_KEY, GateReportLink, ModelVersionLink
 
 if TYPE_CHECKING:
     from include.labels import LabelPlan
@@ -22,7 +22,7 @@ GATE_DECISION_TAG = "skylift.gate_decision"  # the same decision as JSON (Decisi
 
 class DeployModelOperator(SkyliftOperator):
     ui_color = "#dbeed8"
-    operator_extra_links = (ModelVersionLink(),)
+    operator_extra_links = (ModelVersionLink(), GateReportLink())
 
     def __init__(self, *, model_name: str, register_task_id: str, features_dataset: str, key: list[str],
                  target: str, task: str, gate: dict[str, Any], holdout_fraction: float = 0.2,
@@ -46,42 +46,76 @@ class DeployModelOperator(SkyliftOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from include import registry
-        from include.gate import Gate, decide
+        from include.audit import AuditTrail
+        from include.gate import decide_all, gates_from
 
         registered = context["ti"].xcom_pull(task_ids=self.register_task_id)
         if not registered or "version" not in registered:
             raise RegistryError(f"task {self.register_task_id!r} left no registered version to deploy")
         client = self.mlflow_hook.client
+        trail = AuditTrail(self.lake)
         version = str(registered["version"])
-        champion = registry.champion_version(client, self.model_name)
-        holdout = self._holdout(partition_date(context))
-        gate = Gate(task=self.model_task, **self.gate)
+        champion = registry.current_champion(client, trail, self.model_name)
+        ds = partition_date(context)
+        holdout = self._holdout(ds)
+        gates = gates_from(self.model_task, self.gate)
         challenger_pred = self._predict(version, holdout)
         champion_pred = None
-        if champion is not None and champion != version and gate.beat_champion:
+        if champion is not None and champion != version and any(g.beat_champion for g in gates):
             champion_pred = self._predict(champion, holdout)
         force = bool((context.get("params") or {}).get("force_deploy"))
-        decision = decide(gate, holdout[self.target].to_numpy(), challenger_pred, champion_pred, force=force)
+        verdict = decide_all(gates, holdout[self.target].to_numpy(), challenger_pred, champion_pred, force=force)
         self.log.info("gate for %s v%s (champion: %s): %s", self.model_name, version,
-                      f"v{champion}" if champion else "none", decision.summary())
-        result = {"version": version, "promoted": decision.promote, "previous_champion": champion,
-                  "champion": version if decision.promote else champion, "gate": decision.to_dict()}
+                      f"v{champion}" if champion else "none", verdict.summary())
+        result = {"version": version, "promoted": verdict.promote, "previous_champion": champion,
+                  "champion": version if verdict.promote else champion, "gate": verdict.to_dict()}
         # Checked before anything moves: a value XCom cannot carry must fail here, not after promotion.
         try:
-            document = json.dumps(decision.to_dict(), allow_nan=False)
+            document = json.dumps(verdict.to_dict(), allow_nan=False)
             json.dumps(result, allow_nan=False)
         except ValueError as exc:
             raise SkyliftError(f"the gate's result for {self.model_name} v{version} is not JSON-safe; nothing was "
                                f"promoted: {exc}") from exc
-        registry.set_version_tag(client, self.model_name, version, GATE_TAG, decision.summary())
+        report = self._publish_report(context, ds, version, champion, verdict)
+        context["ti"].xcom_push(key=GATE_REPORT_XCOM_KEY, value=report)
+        result["report"] = report
+        registry.set_version_tag(client, self.model_name, version, GATE_TAG, verdict.summary())
         registry.set_version_tag(client, self.model_name, version, GATE_DECISION_TAG, document)
         link = {"ui": self.mlflow_hook.ui_base() or "http://127.0.0.1:5000", "name": self.model_name,
                 "version": version}
-        if decision.promote and champion != version:
-            self._promote(context, client, version, champion, holdout, link)
-        else:
-            context["ti"].xcom_push(key=VERSION_XCOM_KEY, value=link)
+        details = {"gate": verdict.to_dict(), "report": report, "ds": ds}
+        actor = f"{context['ti'].dag_id}/{context['ti'].run_id}"
+        if verdict.promote and champion != version:
+            # The seam for human approval: whatever decides between the gate and the alias flip goes
+            # before this one call.
+            self._promote(client, trail, version, champion, holdout, actor, verdict, details)
+        elif not verdict.promote:
+            self._reject(client, trail, version, champion, actor, verdict, details)
+        context["ti"].xcom_push(key=VERSION_XCOM_KEY, value=link)
         return result
+
+    def _reject(self, client: Any, trail: Any, version: str, champion: str | None, actor: str, verdict: Any,
+                details: dict[str, Any]) -> None:
+        from include import audit, registry
+
+        event = trail.append(self.model_name, audit.REJECT, version=version, actor=actor, details=details,
+                             reason="; ".join(verdict.reasons)[:2000],
+                             initial=champion if trail.last(self.model_name) is None else None)
+        if version != champion:
+            registry.set_status(client, self.model_name, version, "rejected",
+                                f"rejected by the gate at {event.at[:19]}Z by {actor} (audit event {event.seq})")
+
+    def _publish_report(self, context: Any, ds: str, version: str, champion: str | None, verdict: Any) -> str:
+        """The gate's full result as JSON and a self-contained HTML page in `reports/<pipeline>_gate`."""
+        from include.gate_report import render_html
+
+        body = {"model": self.model_name, "challenger_version": version, "champion_version": champion, "ds": ds,
+                "dag_run": f"{context['ti'].dag_id}/{context['ti'].run_id}", **verdict.to_dict()}
+        dataset = f"{self.pipeline}_gate"
+        with self.publish("reports", dataset, ds, run_id=context["ti"].run_id) as writer:
+            writer.write_bytes("gate.json", json.dumps(body, indent=2, allow_nan=False).encode())
+            writer.write_bytes("gate.html", render_html(body).encode())
+        return self.lake.file_uri("reports", dataset, ds, "gate.html")
 
     def _holdout(self, ds: str) -> Any:
         if self.label_plan is not None:
@@ -130,44 +164,32 @@ class DeployModelOperator(SkyliftOperator):
 
         return scoring.load(f"models:/{self.model_name}/{version}").predict(holdout)
 
-    def _promote(self, context: Any, client: Any, version: str, previous: str | None, holdout: Any,
-                 link: dict[str, str]) -> None:
-        """Move the alias, smoke-test through it, and put it back if anything after the move fails."""
+    def _promote(self, client: Any, trail: Any, version: str, previous: str | None, holdout: Any, actor: str,
+                 verdict: Any, details: dict[str, Any]) -> None:
+        """Move the alias (compare-and-set), smoke-test through it, and roll it back if that fails."""
         from include import registry
 
-        registry.promote(client, self.model_name, version, expected=previous)
+        registry.promote(client, trail, self.model_name, version, expected=previous, actor=actor,
+                         forced=verdict.forced, details=details, reason="; ".join(verdict.reasons)[:2000])
         try:
-            self._smoke_test(version, holdout)
-            context["ti"].xcom_push(key=VERSION_XCOM_KEY, value=link)
+            registry.smoke_test(self.model_name, version, holdout.head(self.smoke_rows))
         except Exception as exc:
-            self._roll_back(client, version, previous, exc)
+            self._roll_back(client, trail, version, previous, actor, exc)
         self.log.info("%s@%s -> version %s (was %s)", self.model_name, CHAMPION, version, previous or "none")
 
-    def _smoke_test(self, version: str, holdout: Any) -> None:
-        """Score a few rows through the alias, exactly as batch inference will resolve it."""
-        import numpy as np
-
-        from include import scoring
-
-        rows = holdout.head(self.smoke_rows)
-        scores = scoring.load(f"models:/{self.model_name}@{CHAMPION}").predict(rows)
-        if not np.isfinite(scores).all():
-            raise RegistryError(f"{self.model_name}@{CHAMPION} (version {version}) returned NaN or infinite scores "
-                                f"for {int((~np.isfinite(scores)).sum())} of {len(rows)} smoke-test rows")
-
-    def _roll_back(self, client: Any, version: str, previous: str | None, cause: BaseException) -> None:
-        """Undo a promotion whose later steps failed, then fail with what happened."""
-        from include import registry
+    def _roll_back(self, client: Any, trail: Any, version: str, previous: str | None, actor: str,
+                   cause: BaseException) -> None:
+        """Undo a promotion whose smoke test failed, record it, then fail with what happened."""
+        from include import audit, registry
 
         try:
-            registry.roll_back(client, self.model_name, previous)
+            event = registry.roll_back(client, trail, self.model_name, previous, actor=actor, expected=version,
+                                       action=audit.SMOKE_ROLLBACK, reason=f"smoke test failed: {cause}"[:2000])
         except Exception as undo:
-            fix = (f"set it back with MlflowClient().set_registered_model_alias({self.model_name!r}, {CHAMPION!r}, "
-                   f"'{previous}')" if previous else
-                   f"delete it with MlflowClient().delete_registered_model_alias({self.model_name!r}, {CHAMPION!r})")
             raise RegistryError(
                 f"promoting {self.model_name} v{version} failed after alias {CHAMPION} moved ({cause}), and rolling "
-                f"it back to {previous or 'none'} failed too ({undo}): alias {CHAMPION} still points to v{version}; "
-                f"{fix}") from undo
+                f"it back to {previous or 'none'} failed too ({undo}): alias {CHAMPION} may still point to "
+                f"v{version}; run `skylift rollback {self.model_name}" + (f" --to {previous}`" if previous else "`")
+            ) from undo
         raise RegistryError(f"promoting {self.model_name} v{version} failed after alias {CHAMPION} moved; the alias "
-                            f"was rolled back to {previous or 'none'}: {cause}") from cause
+                            f"was rolled back to {previous or 'none'} (audit event {event.seq}): {cause}") from cause

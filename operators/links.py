@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 RUN_XCOM_KEY = "skylift_mlflow_run"  # {"ui": base url, "experiment_id": ..., "run_id": ...}
 VERSION_XCOM_KEY = "skylift_model_version"  # {"ui": base url, "name": ..., "version": ...}
 REPORT_XCOM_KEY = "skylift_validation_report"  # the report's lake URI
+GATE_REPORT_XCOM_KEY = "skylift_gate_report"  # the deployment gate's HTML report, a lake URI
 
 
 def _xcom(ti_key: Any, key: str) -> Any:
@@ -49,12 +50,22 @@ class ModelVersionLink(BaseOperatorLink):
         return f"{version['ui']}/#/models/{quote(version['name'])}/versions/{version['version']}"
 
 
+def _report_link(uri: Any) -> str:
+    if not uri:
+        return ""
+    # The Skylift plugin serves lake files over HTTP; browsers refuse file:// links from a page.
+    return f"/skylift/report?uri={quote(uri, safe='')}"
+
+
 class ValidationReportLink(BaseOperatorLink):
     name = "Validation report"
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        uri = _xcom(ti_key, REPORT_XCOM_KEY)
-        if not uri:
-            return ""
-        # The Skylift plugin serves lake files over HTTP; browsers refuse file:// links from a page.
-        return f"/skylift/report?uri={quote(uri, safe='')}"
+        return _report_link(_xcom(ti_key, REPORT_XCOM_KEY))
+
+
+class GateReportLink(BaseOperatorLink):
+    name = "Gate report"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return _report_link(_xcom(ti_key, GATE_REPORT_XCOM_KEY))

@@ -1,7 +1,7 @@
 """Skylift's Airflow plugin: operator extra links, and a small authenticated view of lake reports.
 
 Browsers refuse `file://` links from a web page and S3 objects are private, so the
-"Validation report" link points at `/skylift/report?uri=...`, which this plugin serves from
+"Validation report" and "Gate report" links point at `/skylift/report?uri=...`, which this plugin serves from
 the lake to logged-in Airflow users only, and only for files in the lake's `reports` zone.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from operators.links import MlflowRunLink, ModelVersionLink, ValidationReportLink
+from operators.links import GateReportLink, MlflowRunLink, ModelVersionLink, ValidationReportLink
 
 
 def create_app():
@@ -54,7 +54,7 @@ def read_report(uri: str) -> tuple[bytes, str]:
 class SkyliftPlugin(AirflowPlugin):
     name = "skylift"
     # Registered here so the API server can rebuild the links of serialized operators.
-    operator_extra_links = [MlflowRunLink(), ModelVersionLink(), ValidationReportLink()]
+    operator_extra_links = [MlflowRunLink(), ModelVersionLink(), ValidationReportLink(), GateReportLink()]
 
     @property
     def fastapi_apps(self):  # built lazily: the scheduler and workers never need it

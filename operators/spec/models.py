@@ -177,8 +177,26 @@ class RegisterSpec(Strict):
     model_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 
 
-class GateSpec(Strict):
+class MustBeatSpec(Strict):
+    margin: float = Field(0.0, ge=0.0, description=(
+        "how much worse than the champion the challenger may be on this metric (0: at least as good)"))
+    relative: bool = Field(False, description="margin is a fraction of the champion's value, not an amount")
+
+
+class MetricGateSpec(Strict):
+    """One metric of `deploy.gate.metrics`: an absolute bound and a must-beat margin on the same rows."""
+
     metric: str
+    min: float | None = None
+    max: float | None = None
+    must_beat: MustBeatSpec | None = Field(default_factory=MustBeatSpec, description=(
+        "compare with the champion on this metric (null: the bounds alone decide it)"))
+
+
+class GateSpec(Strict):
+    metric: str | None = Field(None, description="the single-metric shorthand; or list several under `metrics`")
+    metrics: list[MetricGateSpec] | None = Field(None, min_length=1, description=(
+        "several metrics at once: the challenger must pass every one"))
     min: float | None = None
     max: float | None = None
     beat_champion: bool = True
@@ -189,6 +207,21 @@ class GateSpec(Strict):
         "level of the bootstrap confidence intervals reported for the metric and the gain over the champion"))
     require_significant: bool = Field(False, description=(
         "the gain's interval, not just its point estimate, must lie above min_delta to replace the champion"))
+
+    @model_validator(mode="after")
+    def _one_form(self) -> GateSpec:
+        if (self.metric is None) == (self.metrics is None):
+            raise ValueError("give either `metric` (one metric) or `metrics` (a list), exactly one of them")
+        if self.metrics is not None and (self.min, self.max, self.min_delta) != (None, None, 0.0):
+            raise ValueError("with `metrics`, set min, max and must_beat on each metric, not on the gate")
+        names = [m.metric for m in self.metrics or []]
+        if len(set(names)) != len(names):
+            raise ValueError(f"`metrics` lists a metric twice ({names})")
+        return self
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [self.metric] if self.metric is not None else [m.metric for m in self.metrics]
 
 
 class DeploySpec(Strict):

@@ -17,6 +17,7 @@ import pytest
 
 from include import registry
 from include.errors import RegistryError, RegistryUnavailable
+from include.audit import AuditTrail
 from include.lake import Lake
 from include.training.holdout import holdout_mask
 
@@ -121,6 +122,12 @@ def _deploy(context_for, model: str, version: str, force: bool = False, **gate):
     return op, context
 
 
+def _seed(world) -> None:
+    """Version 1 is champion, as a first deploy leaves it."""
+    registry.promote(world["client"], AuditTrail(world["lake"]), world["model"], "1", expected=None, actor="test",
+                     reason="seeded by the test")
+
+
 def _both_classes() -> np.ndarray:
     return (np.random.default_rng(1).random(CUSTOMERS) < 0.3).astype(int)
 
@@ -128,7 +135,7 @@ def _both_classes() -> np.ndarray:
 @pytest.mark.parametrize("force", [False, True])
 def test_a_one_class_holdout_keeps_the_champion_and_returns_json(world, context_for, force):
     client, lake = world["client"], world["lake"]
-    registry.promote(client, world["model"], "1", expected=None)
+    _seed(world)
     _publish_day(lake, np.zeros(CUSTOMERS))  # a day on which nobody churned
     op, context = _deploy(context_for, world["model"], "2", force=force)
     result = op.execute(context)
@@ -145,7 +152,7 @@ def test_a_one_class_holdout_keeps_the_champion_and_returns_json(world, context_
 
 def test_a_better_challenger_is_promoted_with_its_statistics(world, context_for):
     client, lake = world["client"], world["lake"]
-    registry.promote(client, world["model"], "1", expected=None)
+    _seed(world)
     frame = _publish_day(lake, _both_classes())
     op, context = _deploy(context_for, world["model"], "2")
     result = op.execute(context)
@@ -153,14 +160,15 @@ def test_a_better_challenger_is_promoted_with_its_statistics(world, context_for)
     gate = result["gate"]
     assert gate["n"] == int(holdout_mask(frame[["customer_id"]], 0.2).sum())
     assert gate["gain"]["low"] > 0 and gate["challenger"]["low"] <= gate["challenger"]["value"]
-    assert client.get_model_version(world["model"], "2").tags[registry.PROMOTED_AT_TAG]
+    assert client.get_model_version(world["model"], "2").tags[registry.STATUS_TAG] == "champion"
+    assert client.get_model_version(world["model"], "1").tags[registry.STATUS_TAG] == "retired"
 
 
 def test_a_failed_smoke_test_rolls_the_alias_back(world, context_for, monkeypatch):
     from include import scoring
 
     client, lake = world["client"], world["lake"]
-    registry.promote(client, world["model"], "1", expected=None)
+    _seed(world)
     _publish_day(lake, _both_classes())
     real_load = scoring.load
 
@@ -172,25 +180,23 @@ def test_a_failed_smoke_test_rolls_the_alias_back(world, context_for, monkeypatc
     monkeypatch.setattr(scoring, "load", load)
     op, context = _deploy(context_for, world["model"], "2")
     with pytest.raises(RegistryError, match=rf"promoting {world['model']} v2 failed after alias champion moved; the "
-                                            rf"alias was rolled back to 1: cannot load model models:/{world['model']}"
-                                            "@champion"):
+                                            r"alias was rolled back to 1 \(audit event 3\): cannot load model "
+                                            rf"models:/{world['model']}@champion"):
         op.execute(context)
     assert registry.champion_version(client, world["model"]) == "1"
     assert client.get_registered_model(world["model"]).tags[registry.CHAMPION_RECORD_TAG] == "1"
 
 
 def test_a_first_promotion_that_fails_leaves_no_champion(world, context_for, monkeypatch):
-    from operators.deploy import DeployModelOperator
-
     client, lake = world["client"], world["lake"]
     _publish_day(lake, _both_classes())
 
-    def broken(self, version, holdout):
+    def broken(model, version, rows):
         raise OSError("disk full while writing the smoke-test report")
 
-    monkeypatch.setattr(DeployModelOperator, "_smoke_test", broken)
+    monkeypatch.setattr(registry, "smoke_test", broken)
     op, context = _deploy(context_for, world["model"], "2")
-    with pytest.raises(RegistryError, match="rolled back to none: disk full"):
+    with pytest.raises(RegistryError, match=r"rolled back to none \(audit event 2\): disk full"):
         op.execute(context)
     assert registry.champion_version(client, world["model"]) is None
 
@@ -198,7 +204,7 @@ def test_a_first_promotion_that_fails_leaves_no_champion(world, context_for, mon
 def test_a_locked_registry_is_unavailable_not_missing(world):
     """SQLite holds writers off for MLflow's busy timeout (20 s), then MLflow reports the lock."""
     client = world["client"]
-    registry.promote(client, world["model"], "1", expected=None)
+    _seed(world)
     lock = sqlite3.connect(str(world["home"] / "mlflow.db"), isolation_level=None, check_same_thread=False)
     lock.execute("BEGIN EXCLUSIVE")
     outcome: dict[str, BaseException | str | None] = {}
