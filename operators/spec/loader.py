@@ -1,6 +1,8 @@
-"""Load a pipeline spec: safe YAML -> secret scan -> typed model -> cross-checks.
+"""Load a pipeline spec: safe YAML -> secret scan -> typed model -> cross-checks -> ownership.
 
-Every error is a `SpecError` whose message starts with `<file>:<line>: <key>`.
+Problems are collected, not raised one at a time: `inspect_spec` returns every one it finds
+(`skylift lint` prints them), `load_spec` raises them together as one `SpecError` whose
+message has a line per problem, each starting with `<file>:<line>: <key>`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import difflib
 import importlib.util
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,12 @@ from pydantic import BaseModel, ValidationError
 from include.errors import SpecError
 from include.gate import METRICS
 from include.training import params as model_params
+from operators.spec.custom_stages import registered_stages
+from operators.spec.defaults import folder_defaults
 from operators.spec.models import JOB_PATH, DagSpec, ParamSpec, PipelineSpec
-from operators.spec.ownership import check_ownership
+from operators.spec.ownership import KINDS, clashes
+from operators.spec.problems import SpecProblem, SpecProblems
+from operators.spec.stages import BUILTIN, RESERVED_PARAMS
 from operators.spec.yaml_source import Location, YamlDocument, load_yaml
 
 SECRET_KEYS = re.compile(r"(password|passwd|secret|token|api_?key|access_?key|private_?key|credential)", re.I)
@@ -29,16 +36,8 @@ SECRET_VALUES = (
     re.compile(r"://[^/\s:@]+:[^/\s@]+@"),  # credentials inside a URI
 )
 # Spec keys that *name* a credential store (a Kubernetes Secret) rather than hold a credential.
-NAMES_A_SECRET = frozenset({"env_from_secret"})
-# Stages that need another stage in the same DAG (they hand over through XCom, not the lake).
-NEEDS_IN_DAG = {"register": "train", "deploy": "register"}
-# Sections a stage reads besides its own (scoring needs the model name and the entity key).
-NEEDS_SECTIONS = {"register": ("train", "features"), "deploy": ("train", "register", "features"),
-                  "score": ("train", "register", "features"), "train": ("features",), "features": ("source",),
-                  "evaluate": ("labels", "train", "register")}
+NAMES_A_SECRET = frozenset({"env_from_secret", "image_pull_secrets"})
 DEFAULT_FEATURE_PACKAGES = ("include.features",)
-# Trigger-form parameters every DAG may get from the compiler; a spec cannot redefine them.
-RESERVED_PARAMS = frozenset({"ds", "rebuild", "train_start", "train_end", "gpu", "force_deploy"})
 # `dags.<name>.schedule` values besides cron expressions: a DAG run on every new features partition,
 # and Airflow's own words (the presets become cron expressions).
 ASSET_SCHEDULE = "on_new_features"
@@ -61,21 +60,63 @@ def skylift_root() -> Path:
     return Path(include.__file__).resolve().parent.parent
 
 
+@dataclass(frozen=True)
+class SpecReport:
+    """What loading a spec found: the typed spec (None if it does not validate) and every problem."""
+
+    path: Path
+    spec: PipelineSpec | None
+    problems: tuple[SpecProblem, ...]
+    doc: YamlDocument | None = None
+
+
 def load_spec(path: str | Path) -> PipelineSpec:
-    doc = load_yaml(Path(path))
-    if not isinstance(doc.data, dict):
-        raise SpecError(f"{doc.path}: a pipeline spec must be a mapping of keys, got {type(doc.data).__name__}")
-    _reject_secrets(doc)
+    report = inspect_spec(path)
+    if report.problems or report.spec is None:
+        raise SpecError("\n".join(str(problem) for problem in report.problems))
+    return report.spec
+
+
+def inspect_spec(path: str | Path) -> SpecReport:
+    """Every problem of the spec at `path`, in order: its own (schema, then cross-checks), then
+    clashes with the specs beside it. A spec that does not validate still gets the checks that
+    need only its raw YAML (cron expressions, model parameters)."""
+    path = Path(path)
     try:
-        spec = PipelineSpec.model_validate(doc.data)
+        doc = load_yaml(path)
+    except SpecProblems as exc:
+        return SpecReport(path, None, exc.problems)
+    if not isinstance(doc.data, dict):
+        message = f"a pipeline spec must be a mapping of keys, got {type(doc.data).__name__}"
+        return SpecReport(path, None, (SpecProblem(doc.path, message),), doc)
+    secrets = _secrets(doc)
+    if secrets:  # nothing else is reported: later messages could echo the credential
+        return SpecReport(path, None, tuple(secrets), doc)
+    spec = None
+    try:
+        defaults = folder_defaults(path.parent)  # the folder's `_defaults.yaml`, under the spec's own values
+    except SpecProblems as exc:
+        return SpecReport(path, None, exc.problems, doc)
+    try:
+        spec = PipelineSpec.model_validate(defaults.apply(doc.data))
     except ValidationError as exc:
-        raise SpecError(_describe(doc, exc)) from None  # the pydantic dump repeats the input
-    _cross_check(doc, spec)
-    check_ownership(doc.path)  # last: a spec's own mistakes are reported before a clash with another
-    return spec
+        problems = _describe(doc, exc)  # the pydantic dump repeats the input
+        problems += _check_schedules(doc) + _check_model_params(doc)
+    else:
+        problems = _cross_check(doc, spec)
+    problems += _ownership_clashes(doc)
+    return SpecReport(path, spec, tuple(problems), doc)
 
 
-def _reject_secrets(doc: YamlDocument) -> None:
+def _ownership_clashes(doc: YamlDocument) -> list[SpecProblem]:
+    return [SpecProblem(doc.path, f"{KINDS[mine.kind]} {mine.name!r} is also written by {other.where} (pipeline "
+                                  f"{other.pipeline!r}); a pipeline name, a model and a dataset each belong to "
+                                  "one spec: rename one of them", line=mine.line, column=mine.column)
+            for mine, other in clashes(doc.path)]
+
+
+def _secrets(doc: YamlDocument) -> list[SpecProblem]:
+    found = []
     for loc, key, value in _walk(doc.data):
         where = loc
         if isinstance(key, str) and any(p.search(key) for p in SECRET_VALUES):
@@ -87,10 +128,9 @@ def _reject_secrets(doc: YamlDocument) -> None:
         else:
             continue
         # The value itself is never echoed: error messages end up in logs.
-        raise SpecError(
-            f"{doc.where(where)}: {reason}; specs must not hold secrets: keep credentials in an "
-            "Airflow connection and name it by its id"
-        )
+        found.append(doc.problem(where, f"{reason}; specs must not hold secrets: keep credentials in an "
+                                        "Airflow connection and name it by its id"))
+    return found
 
 
 def _walk(value: Any, loc: Location = ()):
@@ -104,15 +144,15 @@ def _walk(value: Any, loc: Location = ()):
             yield from _walk(child, (*loc, index))
 
 
-def _describe(doc: YamlDocument, exc: ValidationError) -> str:
+def _describe(doc: YamlDocument, exc: ValidationError) -> list[SpecProblem]:
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = tuple(_public_name(part) for part in error["loc"] if not str(part).startswith(("literal[", "list[")))
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key" + _suggestion(loc)
-        problems.append(f"{doc.where(loc)}: {message}")
-    return "\n".join(problems)
+        problems.append(doc.problem(loc, message))
+    return problems
 
 
 def _public_name(part: Any) -> Any:
@@ -150,34 +190,83 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _cross_check(doc: YamlDocument, spec: PipelineSpec) -> None:
+def _cross_check(doc: YamlDocument, spec: PipelineSpec) -> list[SpecProblem]:
+    problems = []
     for dag_name, dag in spec.dags.items():
         stages = spec.dag_stages(dag)
+        where = ("dags", dag_name, "stages")
         for stage in stages:
-            for section in (stage, *NEEDS_SECTIONS.get(stage, ())):
+            if stage not in BUILTIN:
+                problems += _check_custom_stage(doc, spec, dag_name, stage)
+                continue
+            definition = BUILTIN[stage]
+            for section in (definition.section, *definition.needs_sections):
                 if spec.stage_spec(section) is None:
-                    name = {"ingest": "source", "evaluate": "labels"}.get(section, section)
-                    raise SpecError(f"{doc.where(('dags', dag_name, 'stages'))}: stage {stage!r} needs a top-level "
-                                    f"{name!r} section")
-            needed = NEEDS_IN_DAG.get(stage)
+                    problems.append(doc.problem(where, f"stage {stage!r} needs a top-level {section!r} section"))
+                    break
+            needed = definition.needs_in_dag
             if needed and needed not in stages:
-                raise SpecError(f"{doc.where(('dags', dag_name, 'stages'))}: stage {stage!r} needs {needed!r} in "
-                                "the same DAG (it takes over that stage's result)")
-        clash = sorted(set(dag.params) & RESERVED_PARAMS)
-        if clash:
-            raise SpecError(f"{doc.where(('dags', dag_name, 'params', clash[0]))}: {clash[0]!r} is a built-in "
-                            f"parameter; built-ins are {sorted(RESERVED_PARAMS)}")
-    _check_files(doc, spec)
-    _check_feature_job(doc, spec)
-    _check_gate(doc, spec)
-    _check_schedules(doc, spec)
-    _check_model_params(doc, spec)
+                problems.append(doc.problem(where, f"stage {stage!r} needs {needed!r} in the same DAG (it takes "
+                                                   "over that stage's result)"))
+        for clash in sorted(set(dag.params) & RESERVED_PARAMS):
+            problems.append(doc.problem(("dags", dag_name, "params", clash), f"{clash!r} is a built-in parameter; "
+                                        f"built-ins are {sorted(RESERVED_PARAMS)}"))
+    problems += _check_files(doc, spec)
+    problems += _check_feature_job(doc, spec)
+    problems += _check_gate(doc, spec)
+    problems += _check_schedules(doc)
+    problems += _check_model_params(doc)
     for dag_name, dag in spec.dags.items():
-        _check_trigger_params(doc, spec, dag_name, dag)
+        problems += _check_trigger_params(doc, spec, dag_name, dag)
+    return problems
 
 
-def _check_files(doc: YamlDocument, spec: PipelineSpec) -> None:
-    files = []
+def _check_custom_stage(doc: YamlDocument, spec: PipelineSpec, dag_name: str, stage: str) -> list[SpecProblem]:
+    """A custom stage must be registered (entry point or `stage_modules:`) and configured under
+    `custom.<stage>` with what its own config model accepts."""
+    index = spec.dags[dag_name].stage_list.index(stage)
+    where = ("dags", dag_name, "stages", index)
+    try:
+        registry = registered_stages(folder_defaults(doc.path.parent).stage_modules)
+    except SpecError as exc:
+        return [doc.problem(where, str(exc))]
+    if stage not in registry:
+        return [doc.problem(where, f"unknown stage {stage!r}; built-in stages are {list(BUILTIN)}, custom stages "
+                                   f"registered: {sorted(registry)} (register one with a `skylift.stages` entry "
+                                   "point or `stage_modules:` in the folder's _defaults.yaml)")]
+    definition = registry[stage]
+    known = set(BUILTIN) | set(registry)
+    problems = [doc.problem(where, f"custom stage {stage!r} runs after {other!r}, which is no stage")
+                for other in (*definition.after, *definition.before) if other not in known]
+    if stage not in spec.custom:
+        return [*problems, doc.problem(where, f"stage {stage!r} needs a `custom.{stage}` section (reads: "
+                                              "[zone/dataset, ...], and its config)")]
+    try:
+        definition.parse_config(spec.custom[stage].config)
+    except ValidationError as exc:
+        problems += [doc.problem(("custom", stage, "config", *error["loc"]), error["msg"])
+                     for error in exc.errors(include_url=False, include_input=False)]
+    except SpecError as exc:
+        problems.append(doc.problem(("custom", stage, "config"), str(exc)))
+    return problems
+
+
+def _check_files(doc: YamlDocument, spec: PipelineSpec) -> list[SpecProblem]:
+    problems = []
+    for loc, relative in spec_files(spec):
+        try:
+            path = resolve_file(relative)
+        except SpecError as exc:
+            problems.append(doc.problem(loc, str(exc)))
+            continue
+        if not path.is_file():
+            problems.append(doc.problem(loc, f"file {relative!r} not found (looked at {path})"))
+    return problems
+
+
+def spec_files(spec: PipelineSpec) -> list[tuple[Location, str]]:
+    """Each contract and suite the spec names, with the key that names it."""
+    files: list[tuple[Location, str]] = []
     if spec.source:
         files.append((("source", "schema"), spec.source.schema_))
     if spec.validate_:
@@ -186,13 +275,7 @@ def _check_files(doc: YamlDocument, spec: PipelineSpec) -> None:
         files.append((("sources", name, "schema"), source.schema_))
         if source.validate_:
             files.append((("sources", name, "validate", "suite"), source.validate_.suite))
-    for loc, relative in files:
-        try:
-            path = resolve_file(relative)
-        except SpecError as exc:
-            raise SpecError(f"{doc.where(loc)}: {exc}") from None
-        if not path.is_file():
-            raise SpecError(f"{doc.where(loc)}: file {relative!r} not found (looked at {path})")
+    return files
 
 
 def resolve_file(relative: str) -> Path:
@@ -203,17 +286,16 @@ def resolve_file(relative: str) -> Path:
     return path
 
 
-def _check_feature_job(doc: YamlDocument, spec: PipelineSpec) -> None:
+def _check_feature_job(doc: YamlDocument, spec: PipelineSpec) -> list[SpecProblem]:
     if not spec.features:
-        return
+        return []
     module = JOB_PATH.match(spec.features.job).group("module")
     allowed = feature_packages()
     if not any(module == pkg or module.startswith(pkg + ".") for pkg in allowed):
-        raise SpecError(f"{doc.where(('features', 'job'))}: module {module!r} is not in an allowed feature "
-                        f"package {list(allowed)} (set SKYLIFT_FEATURE_PACKAGES to allow more)")
+        return [doc.problem(("features", "job"), f"module {module!r} is not in an allowed feature package "
+                                                 f"{list(allowed)} (set SKYLIFT_FEATURE_PACKAGES to allow more)")]
     problem = _missing_job(spec.features.job)
-    if problem:
-        raise SpecError(f"{doc.where(('features', 'job'))}: {problem}")
+    return [doc.problem(("features", "job"), problem)] if problem else []
 
 
 def _missing_job(job: str) -> str | None:
@@ -271,55 +353,69 @@ def project_packages() -> tuple[str, ...]:
     return tuple(found)
 
 
-def _check_gate(doc: YamlDocument, spec: PipelineSpec) -> None:
+def _check_gate(doc: YamlDocument, spec: PipelineSpec) -> list[SpecProblem]:
     if not (spec.deploy and spec.train):
-        return
+        return []
     known = METRICS[spec.train.task]
-    metric = spec.deploy.gate.metric
-    if metric not in known:
+    gate = spec.deploy.gate
+    problems = []
+    for index, metric in enumerate(gate.metric_names):
+        if metric in known:
+            continue
         close = difflib.get_close_matches(metric, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise SpecError(f"{doc.where(('deploy', 'gate', 'metric'))}: {metric!r} is not a {spec.train.task} metric "
-                        f"(one of {sorted(known)}){hint}")
+        at = ("deploy", "gate", "metric") if gate.metric is not None else ("deploy", "gate", "metrics", index, "metric")
+        problems.append(doc.problem(at, f"{metric!r} is not a {spec.train.task} metric (one of {sorted(known)}){hint}"))
+    return problems
 
 
-def _check_schedules(doc: YamlDocument, spec: PipelineSpec) -> None:
-    """A bad cron would only surface when Airflow builds the timetable, far from the spec line."""
+def _check_schedules(doc: YamlDocument) -> list[SpecProblem]:
+    """A bad cron would only surface when Airflow builds the timetable, far from the spec line.
+    Reads the raw YAML, so a spec with schema errors gets this check too."""
     from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
-    for dag_name, dag in spec.dags.items():
-        schedule = dag.schedule
-        if schedule is None or schedule in SCHEDULE_WORDS:
+    problems = []
+    dags = doc.data.get("dags")
+    for dag_name, dag in (dags.items() if isinstance(dags, dict) else ()):
+        schedule = dag.get("schedule") if isinstance(dag, dict) else None
+        if not isinstance(schedule, str) or schedule in SCHEDULE_WORDS:
             continue
         try:
             croniter(CRON_PRESETS.get(schedule, schedule))
         except (CroniterBadCronError, CroniterBadDateError, ValueError) as exc:
-            raise SpecError(f"{doc.where(('dags', dag_name, 'schedule'))}: {schedule!r} is not a cron expression "
-                            f"({exc}); use five fields like '0 2 * * *', one of {sorted(CRON_PRESETS)}, "
-                            f"{ASSET_SCHEDULE!r} or null") from None
+            problems.append(doc.problem(("dags", dag_name, "schedule"), (
+                f"{schedule!r} is not a cron expression ({exc}); use five fields like '0 2 * * *', one of "
+                f"{sorted(CRON_PRESETS)}, {ASSET_SCHEDULE!r} or null")))
+    return problems
 
 
-def _check_model_params(doc: YamlDocument, spec: PipelineSpec) -> None:
-    if not spec.train:
-        return
-    found = model_params.problems(spec.train.framework, spec.train.params)
-    if found:
-        first = found[0]
-        loc = ("train", "params", *(first.name.split(".")[:1] if first.name else ()))
-        message = first.message if first.name == loc[-1] else model_params.describe(first)
-        raise SpecError(f"{doc.where(loc)}: {message} (train.framework is {spec.train.framework})")
+def _check_model_params(doc: YamlDocument) -> list[SpecProblem]:
+    """`train.params` against the framework's typed parameters (from the raw YAML, as above)."""
+    train = doc.data.get("train")
+    if not isinstance(train, dict) or train.get("framework") not in model_params.MODELS:
+        return []
+    framework = train["framework"]
+    problems = []
+    for found in model_params.problems(framework, train.get("params", {})):
+        loc = ("train", "params", *(found.name.split(".")[:1] if found.name else ()))
+        message = found.message if found.name == loc[-1] else model_params.describe(found)
+        problems.append(doc.problem(loc, f"{message} (train.framework is {framework})"))
+    return problems
 
 
-def _check_trigger_params(doc: YamlDocument, spec: PipelineSpec, dag_name: str, dag: DagSpec) -> None:
+def _check_trigger_params(doc: YamlDocument, spec: PipelineSpec, dag_name: str, dag: DagSpec) -> list[SpecProblem]:
     """A DAG's trigger-form params are hyper-parameters of its model, within the model's bounds."""
+    problems = []
     for name, param in dag.params.items():
-        where = doc.where(("dags", dag_name, "params", name))
+        loc = ("dags", dag_name, "params", name)
         if spec.train is None or "train" not in dag.stage_list:
-            raise SpecError(f"{where}: only a DAG with a train stage takes hyper-parameters (stages of "
-                            f"{dag_name!r}: {dag.stage_list})")
+            problems.append(doc.problem(loc, f"only a DAG with a train stage takes hyper-parameters (stages of "
+                                             f"{dag_name!r}: {dag.stage_list})"))
+            continue
         problem = _param_problem(spec.train.framework, name, param, spec.train.params.get(name))
         if problem:
-            raise SpecError(f"{where}: {problem}")
+            problems.append(doc.problem(loc, problem))
+    return problems
 
 
 def _param_problem(framework: str, name: str, param: ParamSpec, spec_value: Any) -> str | None:

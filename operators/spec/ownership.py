@@ -42,6 +42,7 @@ class Claim:
     file: Path
     line: int
     pipeline: str
+    column: int = 1
 
     @property
     def where(self) -> str:
@@ -54,19 +55,23 @@ _CACHE: dict[Path, tuple[_Stamp, tuple[Claim, ...]]] = {}
 
 def check_ownership(path: str | Path) -> None:
     """Refuse the spec at `path` if a spec beside it writes one of the things it writes."""
+    for claim, other in clashes(path)[:1]:
+        raise SpecError(
+            f"{claim.where}: {KINDS[claim.kind]} {claim.name!r} is also written by {other.where} "
+            f"(pipeline {other.pipeline!r}); a pipeline name, a model and a dataset each belong to one "
+            f"spec: rename one of them"
+        )
+
+
+def clashes(path: str | Path) -> list[tuple[Claim, Claim]]:
+    """Each thing the spec at `path` writes that a spec beside it writes too: (its claim, the other's)."""
     path = Path(path)
     mine = [c for c in claims(path) if c.access == "writes"]
     if not mine:
-        return
+        return []
     others = [c for sibling in _siblings(path) for c in claims(sibling) if c.access == "writes"]
-    for claim in mine:
-        for other in others:
-            if (other.kind, other.name) == (claim.kind, claim.name):
-                raise SpecError(
-                    f"{claim.where}: {KINDS[claim.kind]} {claim.name!r} is also written by {other.where} "
-                    f"(pipeline {other.pipeline!r}); a pipeline name, a model and a dataset each belong to one "
-                    f"spec: rename one of them"
-                )
+    return [(claim, other) for claim in mine for other in others
+            if (other.kind, other.name) == (claim.kind, claim.name)]
 
 
 def claims(path: Path) -> tuple[Claim, ...]:
@@ -105,8 +110,8 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
 
     def add(kind: str, name: str | None, node: yaml.Node | None, access: Literal["writes", "reads"] = "writes"):
         if name:
-            line = (node or pipeline_node).start_mark.line + 1
-            out.append(Claim(kind, name, access, path, line, pipeline))
+            mark = (node or pipeline_node).start_mark
+            out.append(Claim(kind, name, access, path, mark.line + 1, pipeline, mark.column + 1))
 
     add("pipeline", pipeline, pipeline_node)
     if stages & {"ingest", "validate"}:
