@@ -236,6 +236,21 @@ class ScoreSpec(Strict):
         "auto", description="auto: Spark when skylift_spark_master is a cluster, else in-process pandas")
 
 
+DatasetRef = Annotated[str, Field(pattern=r"^[a-z]+/[a-z][a-z0-9_]{0,62}$")]
+
+
+class CustomStageSpec(Strict):
+    """How a pipeline uses a custom stage: what it reads, what it publishes, its own settings."""
+
+    reads: list[DatasetRef] = Field(min_length=1, description="partitions of the same date it reads, as zone/dataset")
+    dataset: Name | None = Field(None, description="the dataset it publishes (default: <pipeline>_<stage>)")
+    config: dict[str, Any] = Field(default_factory=dict, description="validated by the stage's own model")
+
+    @property
+    def inputs(self) -> list[tuple[str, str]]:
+        return [tuple(ref.split("/", 1)) for ref in self.reads]  # type: ignore[misc]
+
+
 class ParamSpec(Strict):
     """A trigger-form field, in the JSON-schema terms Airflow's `Param` takes."""
 
@@ -252,7 +267,9 @@ class DagSpec(Strict):
     # Runs of different dates touch different partitions, so they may overlap; a scheduled run
     # waiting for a late drop must not block a manual one.
     max_active_runs: int = Field(4, ge=1, le=64)
-    stages: Literal["all"] | list[Literal[STAGES]] = "all"  # type: ignore[valid-type]
+    # built-in stages, or custom ones registered in Python (operators/spec/custom_stages.py); the
+    # loader refuses a name that is neither
+    stages: Literal["all"] | list[Name] = "all"
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     description: str | None = None
 
@@ -286,6 +303,8 @@ class PipelineSpec(Strict):
     register_: RegisterSpec | None = Field(None, alias="register")
     deploy: DeploySpec | None = None
     score: ScoreSpec = Field(default_factory=ScoreSpec)
+    custom: dict[Name, CustomStageSpec] = Field(default_factory=dict, description=(
+        "configuration of the custom stages the DAGs name, by stage name"))
     dags: dict[Name, DagSpec]
 
     @model_validator(mode="after")
@@ -342,6 +361,9 @@ class PipelineSpec(Strict):
             return self.feature_sources[0].dataset
         return (self.source.dataset if self.source else None) or self.pipeline
 
+    def custom_dataset(self, stage: str) -> str:
+        return self.custom[stage].dataset or f"{self.pipeline}_{stage}"
+
     @property
     def evaluations_dataset(self) -> str:
         return f"{self.pipeline}_evaluations"
@@ -368,4 +390,6 @@ class PipelineSpec(Strict):
             return self.sources if any(b.validate for b in self.source_bindings) else None  # type: ignore[return-value]
         if stage == "evaluate":
             return self.labels
+        if stage not in STAGES and stage not in ("source", "labels"):
+            return self.custom.get(stage)
         return getattr(self, {"ingest": "source", "validate": "validate_", "register": "register_"}.get(stage, stage))
