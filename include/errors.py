@@ -101,3 +101,23 @@ class PromotionConflict(RegistryError):
 
 class SmokeTestFailed(RegistryError):
     """Scores through the champion alias were not finite or not the promoted version's own."""
+
+
+class PayloadError(SkyliftError, ValueError):
+    """A prediction request the serving app cannot score (unknown format key, missing columns, wrong
+    types, empty body); the message names the problem. Answered with HTTP `status` (4xx)."""
+
+    status = 400
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # a short label for the errors-by-kind metric
+
+    def __reduce__(self):
+        return type(self), (str(self), self.kind)
+
+
+class UnsupportedContentType(PayloadError):
+    """A prediction request in a content type the serving app does not read."""
+
+    status = 415
