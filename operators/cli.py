@@ -4,11 +4,14 @@
     skylift --home .demo lineage ...             any command against the demo's embedded set-up
     skylift lineage churn champion               trace a model version back to raw files
     skylift lineage predictions/churn_predictions/2026-11-24   the same for a partition
-    skylift check dags/pipelines/*.yaml          validate specs without Airflow running
+    skylift lint dags/pipelines/                 every spec error at once, without Airflow running (alias: check)
+    skylift schema > dags/pipelines/skylift-spec.schema.json   the spec's JSON Schema, for editors
     skylift run PIPELINE --date D [--dag NAME] [--conf JSON] [--project DIR]   run your own pipeline
     skylift backfill PIPELINE --from D1 --to D2 [...]   the same for every date of a range
     skylift ui [--project DIR]                   the Airflow UI on the same DAGs, lake and MLflow
     skylift verify [ZONE[/DATASET[/DS]]]         check lake partitions' files against their manifests
+    skylift history MODEL                        every promotion, rejection and rollback of a model
+    skylift rollback MODEL [--to VERSION]        return the champion to an earlier version (smoke-tested)
 
 The demo sets up an embedded Airflow (SQLite, under `.demo/`) before Airflow is imported.
 """
@@ -21,7 +24,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from operators import runner, ui
+from operators import registry_cli, runner, ui
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_END = date(2026, 11, 24)
@@ -74,38 +77,52 @@ def run_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_check(args: argparse.Namespace) -> int:
-    """Load each spec (schema, files, feature job, cron, model parameters, ownership within its
-    folder), then compile its DAGs and validate their trigger forms, as the DAG processor would."""
-    failed = 0
-    for path in args.specs:
-        problem = check_spec(Path(path))
-        if problem:
-            failed += 1
-            print(problem, file=sys.stderr)
-    return 1 if failed else 0
+def run_lint(args: argparse.Namespace) -> int:
+    """Every problem of each spec and of the contracts, suites and feature job it names (see
+    `operators.spec.lint`), one `file:line:col: key: message` per line on stderr; a spec without
+    any is compiled into its DAGs and their trigger forms validated, as the DAG processor would."""
+    from operators.spec.lint import lint_spec, spec_files
+
+    paths = spec_files(args.specs)
+    if not paths:
+        print(f"no spec files (*.yaml, *.yml) in {' '.join(args.specs)}", file=sys.stderr)
+        return 2
+    errors = failed = 0
+    for path in paths:
+        result = lint_spec(path)
+        problems = [p.lint_line() for p in result.problems]
+        if not problems and result.spec is not None:
+            problems = _compile_problems(path)
+        if problems:
+            errors, failed = errors + len(problems), failed + 1
+            print("\n".join(problems), file=sys.stderr)
+        else:
+            spec = result.spec
+            print(f"{path}: ok ({spec.pipeline}: {', '.join(f'{spec.pipeline}_{name}' for name in spec.dags)})")
+    if errors:
+        print(f"{errors} error(s) in {failed} of {len(paths)} spec(s)", file=sys.stderr)
+    return 1 if errors else 0
 
 
-def check_spec(path: Path) -> str | None:
-    """None if the spec loads and compiles; else the error, naming the file."""
-    from include.errors import SpecError
-    from operators.spec.loader import load_spec
-
-    try:
-        spec = load_spec(path)
-    except SpecError as exc:
-        return str(exc)
+def _compile_problems(path: Path) -> list[str]:
     from airflow.sdk.definitions.param import ParamValidationError
 
+    from include.errors import SpecError
     from operators.spec.compiler import dags_from_spec_file
 
     try:
         for dag in dags_from_spec_file(path).values():
             dag.params.validate()
     except (SpecError, ParamValidationError, ValueError, TypeError) as exc:
-        return f"{path}: the spec loads but its DAGs do not compile: {type(exc).__name__}: {exc}"
-    print(f"{path}: ok ({spec.pipeline}: {', '.join(f'{spec.pipeline}_{name}' for name in spec.dags)})")
-    return None
+        return [f"{path}:1:1: the spec loads but its DAGs do not compile: {type(exc).__name__}: {exc}"]
+    return []
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from operators.spec.reference import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -150,13 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     lineage.add_argument("target", help="a model name, or a partition as zone/dataset/YYYY-MM-DD")
     lineage.add_argument("version", nargs="?", help="version number or alias (champion, challenger)")
     lineage.set_defaults(func=run_lineage)
-    check = sub.add_parser("check", help="validate pipeline specs")
-    check.add_argument("specs", nargs="+")
-    check.set_defaults(func=run_check)
+    lint = sub.add_parser("lint", aliases=["check"], help="every error of pipeline specs (files or folders) at once")
+    lint.add_argument("specs", nargs="+", help="spec files, or folders of them")
+    lint.set_defaults(func=run_lint)
+    schema = sub.add_parser("schema", help="print the JSON Schema of a pipeline spec (for editors)")
+    schema.set_defaults(func=run_schema)
     verify = sub.add_parser("verify", help="check every listed file of the lake's partitions (size, SHA-256, rows)")
     verify.add_argument("target", nargs="?", help="a zone, zone/dataset or zone/dataset/YYYY-MM-DD (default: all)")
     verify.set_defaults(func=run_verify)
     runner.add_commands(sub)
+    registry_cli.add_commands(sub)
     ui.add_command(sub)
     args = parser.parse_args(argv)
     if args.home:

@@ -83,7 +83,9 @@ class DeployModelOperator(SkyliftOperator):
         registry.set_version_tag(client, self.model_name, version, GATE_DECISION_TAG, document)
         link = {"ui": self.mlflow_hook.ui_base() or "http://127.0.0.1:5000", "name": self.model_name,
                 "version": version}
-        details = {"gate": verdict.to_dict(), "report": report, "ds": ds}
+        # `smoke`: feature rows a later rollback smoke-tests the alias on (include/rollback.py).
+        details = {"gate": verdict.to_dict(), "report": report, "ds": ds,
+                   "smoke": {"dataset": self.features_dataset, "ds": ds}}
         actor = f"{context['ti'].dag_id}/{context['ti'].run_id}"
         if verdict.promote and champion != version:
             # The seam for human approval: whatever decides between the gate and the alias flip goes

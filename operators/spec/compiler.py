@@ -21,6 +21,7 @@ from operators.spec.custom_stages import CustomStage, registered_stages
 from operators.spec.defaults import folder_defaults
 from operators.spec.loader import ASSET_SCHEDULE, load_spec
 from operators.spec.models import STAGES, DagSpec, PipelineSpec, SourceBinding
+from operators.spec.rollback_dag import build_rollback_dag, rollback_dag_id
 from operators.spec.stages import BUILTIN, BuildRequest, hyper_parameter  # noqa: F401 (hyper_parameter: public)
 
 
@@ -49,6 +50,9 @@ def dags_from_spec_file(spec_file: str | Path) -> dict[str, DAG]:
         if wanted and wanted != dag_id:
             continue
         dags[dag_id] = build_dag(spec, name, dag_spec, path)
+    rollback_id = rollback_dag_id(spec)
+    if rollback_id and (not wanted or wanted == rollback_id):
+        dags[rollback_id] = build_rollback_dag(spec, path)
     return dags
 
 

@@ -1,0 +1,52 @@
+"""The `<pipeline>_rollback` DAG every spec with a deploy stage gets: triggered by hand, it returns
+the model's champion to an earlier version (see include/rollback.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from airflow.sdk import DAG, Param
+
+from operators.base import refuse_undeclared_conf
+from operators.spec.models import PipelineSpec
+
+DAG_NAME = "rollback"
+
+
+def rollback_dag_id(spec: PipelineSpec) -> str | None:
+    """The rollback DAG's id, or None when the spec deploys no model."""
+    if spec.deploy is None or spec.register_ is None:
+        return None
+    return f"{spec.pipeline}_{DAG_NAME}"
+
+
+def build_rollback_dag(spec: PipelineSpec, source: Path) -> DAG:
+    from include.errors import SpecError
+    from operators.rollback import RollbackModelOperator
+
+    if DAG_NAME in spec.dags:
+        raise SpecError(f"{source}: dags.{DAG_NAME} is reserved: Skylift adds {spec.pipeline}_{DAG_NAME} to every "
+                        "spec with a deploy stage; give that DAG another name")
+    model = spec.register_.model_name
+    dag = DAG(
+        dag_id=rollback_dag_id(spec),
+        description=f"return {model}'s champion to an earlier version (smoke-tested, recorded in its audit trail)",
+        schedule=None,
+        start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=sorted({"skylift", spec.pipeline, DAG_NAME, *spec.tags}),
+        params={
+            "to_version": Param("", type="string", title="Version to return to", description=(
+                "empty: the previous champion in the audit trail (`skylift history` lists it)")),
+            "reason": Param("", type="string", title="Why", description="recorded in the audit trail"),
+        },
+        default_args={"owner": spec.owner, "retries": 0, "pre_execute": refuse_undeclared_conf},
+        doc_md=(f"Rolls `{model}@champion` back to an earlier version, smoke-tests it through the alias and records "
+                f"the change in the audit trail (`skylift history {model}`). Spec: `{source.name}`."),
+    )
+    with dag:
+        RollbackModelOperator(task_id="rollback", pipeline=spec.pipeline, model_name=model,
+                              smoke_rows=spec.deploy.smoke_rows)
+    return dag
