@@ -81,7 +81,10 @@ class Project:
         return self.airflow_home / "airflow.db"
 
     def spec_files(self) -> list[Path]:
-        return sorted(self.pipelines_dir.glob(SPEC_GLOB))
+        """The pipeline specs; `_defaults.yaml` (shared settings) and other `_` files are none."""
+        from operators.spec.defaults import is_spec_file
+
+        return sorted(p for p in self.pipelines_dir.glob(SPEC_GLOB) if is_spec_file(p))
 
     def spec_file(self, pipeline: str) -> Path:
         """The spec of `pipeline`: `<pipelines>/<pipeline>.yaml`, else the file whose `pipeline:` names it."""

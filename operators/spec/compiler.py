@@ -92,13 +92,23 @@ def _add_tasks(spec: PipelineSpec, dag_spec: DagSpec, stages: list[str], custom:
         else:
             # A DAG run only by hand always trains: someone asked for a new model.
             tasks[stage] = create_task(spec, stage, stages, dag_spec, reuse_training=dag_spec.schedule is not None)
-        for before in upstream_of(stage, stages, custom):
+        upstream = upstream_of(stage, stages, custom)
+        for before in upstream:
             if before in tasks:
                 tasks[before] >> tasks[stage]
-        waits = BUILTIN[stage].waits_for_sources(spec) if stage in BUILTIN else []
-        for source_name in waits:
+        for source_name in _sources_awaited(spec, stage, upstream):
             if source_name in landed:
                 landed[source_name] >> tasks[stage]
+
+
+def _sources_awaited(spec: PipelineSpec, stage: str, upstream: list[str]) -> list[str]:
+    """The sources whose day must have landed first: a built-in stage's own list; a custom stage
+    placed after ingest or validate waits for every source."""
+    if stage in BUILTIN:
+        return BUILTIN[stage].waits_for_sources(spec)
+    if any(before in BUILTIN and BUILTIN[before].per_source for before in upstream):
+        return [b.name for b in spec.source_bindings]
+    return []
 
 
 def _add_source_tasks(spec: PipelineSpec, stage: str, landed: dict[str, BaseOperator]) -> None:

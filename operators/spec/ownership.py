@@ -92,7 +92,7 @@ def claims(path: Path) -> tuple[Claim, ...]:
 def _siblings(path: Path) -> list[Path]:
     me = path.resolve()
     return sorted(p for p in path.parent.iterdir()
-                  if p.suffix in SPEC_SUFFIXES and p.is_file() and p.resolve() != me)
+                  if p.suffix in SPEC_SUFFIXES and not p.name.startswith("_") and p.is_file() and p.resolve() != me)
 
 
 def _claims_of(path: Path) -> tuple[Claim, ...]:
