@@ -9,6 +9,7 @@
     skylift run PIPELINE --date D [--dag NAME] [--conf JSON] [--project DIR]   run your own pipeline
     skylift backfill PIPELINE --from D1 --to D2 [...]   the same for every date of a range
     skylift ui [--project DIR]                   the Airflow UI on the same DAGs, lake and MLflow
+    skylift serve PIPELINE [--port N]            HTTP predictions from the pipeline's champion, following the alias
     skylift verify [ZONE[/DATASET[/DS]]]         check lake partitions' files against their manifests
     skylift history MODEL                        every promotion, rejection and rollback of a model
     skylift rollback MODEL [--to VERSION]        return the champion to an earlier version (smoke-tested)
@@ -24,7 +25,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from operators import registry_cli, runner, ui
+from operators import registry_cli, runner, serve, ui
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_END = date(2026, 11, 24)
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_commands(sub)
     registry_cli.add_commands(sub)
     ui.add_command(sub)
+    serve.add_command(sub)
     args = parser.parse_args(argv)
     if args.home:
         os.environ.update(embedded_environment(Path(args.home).resolve(), getattr(args, "project", None)))
