@@ -16,8 +16,8 @@ import pyarrow as pa
 import pytest
 
 from include import registry
-from include.errors import RegistryError, RegistryUnavailable
 from include.audit import AuditTrail
+from include.errors import RegistryError, RegistryUnavailable
 from include.lake import Lake
 from include.training.holdout import holdout_mask
 
@@ -185,6 +185,64 @@ def test_a_failed_smoke_test_rolls_the_alias_back(world, context_for, monkeypatc
         op.execute(context)
     assert registry.champion_version(client, world["model"]) == "1"
     assert client.get_registered_model(world["model"]).tags[registry.CHAMPION_RECORD_TAG] == "1"
+    events = AuditTrail(lake).events(world["model"])
+    assert [(e.action, e.before, e.after) for e in events] == [
+        ("promote", None, "1"), ("promote", "1", "2"), ("smoke_test_rollback", "2", "1")]
+    assert "smoke test failed: cannot load model" in events[-1].reason
+    assert client.get_model_version(world["model"], "2").tags[registry.STATUS_TAG] == "rolled_back"
+    assert client.get_model_version(world["model"], "1").tags[registry.STATUS_TAG] == "champion"
+
+
+def test_an_alias_that_serves_another_version_fails_the_smoke_test(world, context_for, monkeypatch):
+    from include import scoring
+
+    client, lake = world["client"], world["lake"]
+    _seed(world)
+    _publish_day(lake, _both_classes())
+    real_load = scoring.load
+    model = world["model"]
+    # the alias resolves to the old model (a stale cache in front of the registry, say)
+    monkeypatch.setattr(scoring, "load", lambda uri: real_load(f"models:/{model}/1" if uri.endswith("@champion")
+                                                                 else uri))
+    op, context = _deploy(context_for, model, "2")
+    with pytest.raises(RegistryError, match=r"rolled back to 1 \(audit event 3\): .*@champion does not score like "
+                                            r"version 2: \d+ of 20 smoke-test rows differ"):
+        op.execute(context)
+    assert registry.champion_version(client, model) == "1"
+
+
+def test_one_metric_worse_by_more_than_its_margin_blocks_the_challenger(world, context_for):
+    """v1 scores a weak column, v2 a good one: v1 as challenger clears an AUC bound but loses on log loss."""
+    client, lake = world["client"], world["lake"]
+    model = world["model"]
+    registry.promote(client, AuditTrail(lake), model, "2", expected=None, actor="test", reason="seed")
+    _publish_day(lake, _both_classes())
+    metrics = [{"metric": "auc", "min": 0.5, "must_beat": None},
+               {"metric": "logloss", "must_beat": {"margin": 0.01, "relative": False}}]
+    op, context = _deploy(context_for, model, "1", metric=None, min=None, metrics=metrics)
+    result = op.execute(context)
+    assert result["promoted"] is False and registry.champion_version(client, model) == "2"
+    by_metric = {m["metric"]: m for m in result["gate"]["metrics"]}
+    assert by_metric["auc"]["passed"] is True and by_metric["logloss"]["passed"] is False
+    assert "logloss: logloss=" in result["gate"]["reasons"][0]
+    assert "worse than the champion by more than the margin 0.0100" in result["gate"]["reasons"][0]
+    last = AuditTrail(lake).last(model)
+    assert (last.action, last.version, last.after) == ("reject", "1", "2")
+    assert last.details["gate"]["metrics"][1]["champion"]["value"] is not None
+    assert client.get_model_version(model, "1").tags[registry.STATUS_TAG] == "rejected"
+    # the report: JSON with both models' numbers per metric, and a page that loads nothing from elsewhere
+    report = json.loads(lake.read_bytes("reports", "t_gate", DS, "gate.json"))
+    assert report["challenger_version"] == "1" and report["champion_version"] == "2" and report["n"] > 50
+    assert [m["metric"] for m in report["metrics"]] == ["auc", "logloss"]
+    page = lake.read_bytes("reports", "t_gate", DS, "gate.html").decode()
+    assert "logloss" in page and "keep the champion" in page and "http" not in page and "<script" not in page
+    assert context["ti"].xcoms[("deploy", "skylift_gate_report")] == result["report"]
+
+    # a relative margin wide enough lets the same challenger through
+    loose = [{"metric": "auc", "min": 0.5, "must_beat": None},
+             {"metric": "logloss", "must_beat": {"margin": 10.0, "relative": True}}]
+    op, context = _deploy(context_for, model, "1", metric=None, min=None, metrics=loose)
+    assert op.execute(context)["promoted"] is True and registry.champion_version(client, model) == "1"
 
 
 def test_a_first_promotion_that_fails_leaves_no_champion(world, context_for, monkeypatch):
