@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,26 +80,36 @@ STACK_END = date(2026, 11, 24)
 STACK_CUSTOMERS = 1200
 
 
+STACK_DAYS = 7  # churn's outcomes land 3 days late: 7 days give the nights before END enough labelled days
+# Nights run before the tests start: the oldest four build features (too few outcomes yet to train),
+# then the night before END trains on the label-complete days and makes the first champion.
+STACK_HISTORY = ([STACK_END - timedelta(days=n) for n in range(6, 2, -1)], [STACK_END - timedelta(days=1)])
+
+
 @pytest.fixture(scope="session")
-def landed(stack, tmp_path_factory):
-    """Three days of drops (ending STACK_END) uploaded to the stack's landing bucket, each drop's
-    completion marker last, as an uploader does."""
-    from include.datagen.churn import MARKER, generate
+def landed(stack, api, tmp_path_factory):
+    """Seven days of drops (ending STACK_END) uploaded to the stack's landing bucket, each drop's
+    completion marker last, as an uploader does, with the outcome drops landing three days late;
+    then the nights of STACK_HISTORY, so the suites start from a lake with history and a champion."""
+    from include.datagen.churn import MARKER, generate, generate_labels
 
     local = tmp_path_factory.mktemp("drops")
-    generate(local, STACK_END, days=3, n_customers=STACK_CUSTOMERS)
-    client = stack.s3_client()
-    for path in sorted(local.rglob("*"), key=lambda p: (p.name == MARKER, str(p))):
-        if path.is_file():
-            client.upload_file(str(path), "skylift-landing", f"activity/{path.parent.name}/{path.name}")
-    # The outcomes land under their own prefixes (labels/<day>/, spend_labels/<day>/), three days late.
-    from include.datagen.churn import generate_labels
-
+    generate(local, STACK_END, days=STACK_DAYS, n_customers=STACK_CUSTOMERS)
     outcomes = tmp_path_factory.mktemp("label-drops")
-    generate_labels(outcomes, STACK_END, days=3, delay_days=3, n_customers=STACK_CUSTOMERS)
-    for path in sorted(outcomes.rglob("*"), key=lambda p: (p.name == MARKER, str(p))):
-        if path.is_file():
-            client.upload_file(str(path), "skylift-landing", path.relative_to(outcomes).as_posix())
+    generate_labels(outcomes, STACK_END, days=STACK_DAYS, delay_days=3, n_customers=STACK_CUSTOMERS)
+    client = stack.s3_client()
+    for root, prefix in ((local, "activity/"), (outcomes, "")):
+        for path in sorted(root.rglob("*"), key=lambda p: (p.name == MARKER, str(p))):
+            if path.is_file():
+                key = f"{prefix}{path.parent.name}/{path.name}" if prefix else path.relative_to(root).as_posix()
+                client.upload_file(str(path), "skylift-landing", key)
+    api.wait_for_dag("churn_nightly")
+    for nights in STACK_HISTORY:
+        # UI-style triggers (no logical date, the day as `ds`): no suite's logical dates are taken.
+        runs = {day: api.trigger("churn_nightly", None, {"ds": day.isoformat()}) for day in nights}
+        for day, run_id in runs.items():
+            state = api.wait_for_run("churn_nightly", run_id, timeout=600)
+            assert state == "success", f"history night {day}: {api.task_states('churn_nightly', run_id)}"
     return local
 
 
