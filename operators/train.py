@@ -4,8 +4,11 @@
 entrypoint (`python -m include.training.entrypoint --config <json>`) with GPU limits, a node
 selector and tolerations. With `execution="local"` (the embedded default) it renders the same
 pod and runs that container's command and environment as a subprocess instead, so the two
-modes cannot drift apart. The entrypoint logs everything to MLflow and returns a small JSON
-result (run id, metrics) through the pod's XCom file.
+modes cannot drift apart. The entrypoint logs everything to MLflow, its result document included;
+the operator tags the run with a fresh attempt id and reads the result back from MLflow after the
+pod succeeds (no XCom sidecar, nothing read from the pod). In a pod, the provider's own code
+creates, re-attaches to (after a lost worker), follows and deletes the pod, synchronously or from
+the triggerer (`deferrable`); Skylift's post-processing runs after either.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
+import uuid
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +40,43 @@ if TYPE_CHECKING:
 
 ENTRYPOINT = ["python", "-m", "include.training.entrypoint"]
 TAIL_LINES = 40
+TRAINING_KEY_ANNOTATION = "skylift.io/training-key"
+ATTEMPT_EVENT_KEY = "skylift_attempt"  # the attempt rides along in the trigger's event
+SHM_VOLUME = "dshm"
+# What a FailedScheduling message says -> the spec key that changes it.
+UNSCHEDULABLE_HINTS = (
+    ("Insufficient nvidia.com/gpu", "train.resources.gpu (or the run's gpu param)"),
+    ("Insufficient cpu", "train.resources.cpu"),
+    ("Insufficient memory", "train.resources.memory"),
+    ("node affinity/selector", "train.kubernetes.node_selector (or train.resources.gpu_type)"),
+    ("untolerated taint", "train.kubernetes.tolerations"),
+)
+
+
+@dataclass(frozen=True)
+class TrainingAttempt:
+    """One launched training command: the MLflow experiment it logs to, the attempt id tagged on its run,
+    and the reuse key of its inputs. Read back from the pod itself, so a re-attached pod is collected
+    under the attempt that started it."""
+
+    experiment: str
+    attempt_id: str
+    key: str
+
+    @classmethod
+    def of_pod(cls, pod: Any) -> TrainingAttempt:
+        args = list(pod.spec.containers[0].args or [])
+        try:
+            config = json.loads(args[args.index("--config") + 1])
+            key = (pod.metadata.annotations or {})[TRAINING_KEY_ANNOTATION]
+            return cls(config["experiment"], config["tags"][train_reuse.ATTEMPT_TAG], key)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise TrainingError(f"pod {pod.metadata.name} is not a Skylift training pod of this version (no "
+                                f"--config with {train_reuse.ATTEMPT_TAG}, or no {TRAINING_KEY_ANNOTATION} "
+                                "annotation); delete it and retry the task") from exc
+
+    def as_dict(self) -> dict[str, str]:
+        return {"experiment": self.experiment, "attempt_id": self.attempt_id, "key": self.key}
 
 
 class TrainModelOperator(KubernetesPodOperator):
@@ -63,9 +104,19 @@ class TrainModelOperator(KubernetesPodOperator):
         namespace: str = "default",
         node_selector: dict[str, str] | None = None,
         tolerations: list[dict[str, str]] | None = None,
-        env_from_secret: str | None = None,
+        env_from_secret: str | list[str] | None = None,
         service_account: str | None = None,
         image: str | None = None,
+        image_pull_secrets: list[str] | None = None,
+        gpu_type: str | None = None,
+        gpu_type_label: str = "nvidia.com/gpu.product",
+        cpu_limit: str | None = None,
+        memory_limit: str | None = None,
+        priority_class: str | None = None,
+        shm_size: str | None = None,
+        schedule_timeout: int = 600,
+        startup_timeout: int = 600,
+        deferrable: bool = False,
         reuse_unchanged: bool = True,
         label_plan: LabelPlan | None = None,
         labels_dataset: str | None = None,
@@ -76,19 +127,31 @@ class TrainModelOperator(KubernetesPodOperator):
 
         if execution not in ("local", "kubernetes"):
             raise SpecError(f"execution must be 'local' or 'kubernetes', got {execution!r}")
-        secret_ref = k8s.V1SecretEnvSource(name=env_from_secret) if env_from_secret else None
+        secrets = [env_from_secret] if isinstance(env_from_secret, str) else list(env_from_secret or [])
+        shm = [k8s.V1Volume(name=SHM_VOLUME, empty_dir=k8s.V1EmptyDirVolumeSource(medium="Memory",
+                                                                                  size_limit=shm_size))]
         super().__init__(
             name=f"{pipeline}-train".replace("_", "-"),
             namespace=namespace,
             image=image,
+            image_pull_secrets=[k8s.V1LocalObjectReference(name=n) for n in image_pull_secrets or []],
             cmds=list(ENTRYPOINT),
             arguments=[],
             node_selector=node_selector or {},
             tolerations=[k8s.V1Toleration(**t) for t in (tolerations or [])],
-            env_from=[k8s.V1EnvFromSource(secret_ref=secret_ref)] if secret_ref else [],
+            env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n)) for n in secrets],
             service_account_name=service_account,
-            do_xcom_push=True,
+            priority_class_name=priority_class,
+            volumes=shm if shm_size else [],
+            volume_mounts=[k8s.V1VolumeMount(name=SHM_VOLUME, mount_path="/dev/shm")] if shm_size else [],
+            schedule_timeout_seconds=schedule_timeout,
+            startup_timeout_seconds=startup_timeout,
+            deferrable=deferrable,
+            durable=True,  # a retry after a lost worker re-attaches to the pod (labels: dag, task, run)
+            # No XCom sidecar (it needs exec into the pod): the result comes from MLflow, pushed by execute.
+            do_xcom_push=False,
             get_logs=True,
+            log_events_on_failure=True,
             on_finish_action="delete_pod",
             **kwargs,
         )
@@ -112,16 +175,30 @@ class TrainModelOperator(KubernetesPodOperator):
         self.labels_dataset = labels_dataset
         self.holdout_days = holdout_days
         self.gpu, self.cpu, self.memory = gpu, cpu, memory
+        self.cpu_limit, self.memory_limit = cpu_limit, memory_limit
+        self.gpu_type, self.gpu_type_label = gpu_type, gpu_type_label
         self._process: subprocess.Popen | None = None
+        self._launch_failure: TrainingError | None = None
 
     # ---- the pod ---------------------------------------------------------------------------
     def pod_resources(self, gpu: int) -> Any:
         from kubernetes.client import models as k8s
 
-        limits = {"cpu": self.cpu, "memory": self.memory}
+        limits = {"cpu": self.cpu_limit or self.cpu, "memory": self.memory_limit or self.memory}
         if gpu:
             limits["nvidia.com/gpu"] = str(gpu)
         return k8s.V1ResourceRequirements(requests={"cpu": self.cpu, "memory": self.memory}, limits=limits)
+
+    def gpu_affinity(self, gpu: int) -> Any:
+        """Required node affinity to the GPU model, when the spec names one and the run asks for GPUs."""
+        from kubernetes.client import models as k8s
+
+        if not (gpu and self.gpu_type):
+            return None
+        term = k8s.V1NodeSelectorTerm(match_expressions=[k8s.V1NodeSelectorRequirement(
+            key=self.gpu_type_label, operator="In", values=[self.gpu_type])])
+        return k8s.V1Affinity(node_affinity=k8s.V1NodeAffinity(
+            required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(node_selector_terms=[term])))
 
     def prepare(self, context: Any, settings: Settings) -> tuple[dict[str, Any], str]:
         """Fill in what depends on the run: image, arguments, environment, GPU count. Returns the
@@ -142,14 +219,27 @@ class TrainModelOperator(KubernetesPodOperator):
         # In a pod that asked for GPUs, no CUDA is an error; locally, use a GPU only if there is one.
         config["device"] = "cuda" if gpu and self.execution == "kubernetes" else "auto"
         self.image = self.image or settings.training_image
+        # Unique per launch: the entrypoint's MLflow run carries it, and the result is looked up by it.
+        config["tags"][train_reuse.ATTEMPT_TAG] = uuid.uuid4().hex
         self.arguments = ["--config", json.dumps(config, sort_keys=True)]
         self.container_resources = self.pod_resources(gpu)
+        self.affinity = self.gpu_affinity(gpu) or self.affinity
         mlflow_env = MlflowHook(settings.mlflow_tracking_uri, settings.mlflow_artifact_root).environment()
         # Only non-secret settings go into the pod spec; keys come from `env_from_secret` there.
         public = {k: v for k, v in lake_hook.environment().items() if k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
         self.env_vars = convert_env_vars({**mlflow_env, **public})
-        code = self.image if self.execution == "kubernetes" else None
-        return config, train_reuse.training_key(config, list(fingerprints.values()), code)
+        code = None
+        if self.execution == "kubernetes":
+            code, pinned = train_reuse.image_identity(self.image)
+            if not pinned:
+                self.log.warning("training image %s has no digest: reuse of earlier models is keyed on the tag, so "
+                                 "new code pushed under the same tag would not retrain; pin it as "
+                                 "train.kubernetes.image: <repo>@sha256:<digest>", self.image)
+            config["tags"]["skylift.image"] = self.image
+            self.arguments = ["--config", json.dumps(config, sort_keys=True)]
+        key = train_reuse.training_key(config, list(fingerprints.values()), code)
+        self.annotations = {**(self.annotations or {}), TRAINING_KEY_ANNOTATION: key}
+        return config, key
 
     def training_config(self, context: Any, settings: Settings, dates: list[str]) -> dict[str, Any]:
         ti = context["ti"]
@@ -237,17 +327,99 @@ class TrainModelOperator(KubernetesPodOperator):
         settings = Settings.resolve()
         config, key = self.prepare(context, settings)
         mlflow_hook = MlflowHook(settings.mlflow_tracking_uri)
-        mlflow_hook.fail_stale_runs(config["experiment"], context["ti"].run_id, partition_date(context))
         result = self.earlier_result(context, mlflow_hook, config["experiment"], key)
         if result is None:
-            result = super().execute(context) if self.execution == "kubernetes" else self.run_locally(context, settings)
-            if not isinstance(result, dict) or "run_id" not in result:
-                raise TrainingError(f"training returned no run id (got {result!r})")
-            if not train_reuse.mark_reusable(mlflow_hook.client, result, key):
-                self.log.info("the training result is too large to record; this run will not be reused")
+            if self.execution == "kubernetes":
+                attempt = self.run_pod(context, mlflow_hook, config)  # may defer: then trigger_reentry goes on
+            else:
+                mlflow_hook.fail_stale_runs(config["experiment"], context["ti"].run_id, partition_date(context))
+                attempt = self.run_locally(context, settings)
+            result = self.collect(mlflow_hook, attempt)
+        return self.publish(context, mlflow_hook, result)
+
+    def run_pod(self, context: Any, mlflow_hook: MlflowHook, config: dict[str, Any]) -> TrainingAttempt:
+        """Create the pod, or re-attach to this task's live one, and follow it to its end."""
+        live = self.find_pod(self.namespace, context)
+        if live is None or (live.status and live.status.phase in ("Succeeded", "Failed")):
+            mlflow_hook.fail_stale_runs(config["experiment"], context["ti"].run_id, partition_date(context))
+        else:  # its MLflow run is alive: leave it RUNNING
+            self.log.info("re-attaching to training pod %s (%s)", live.metadata.name, live.status.phase)
+        try:
+            super().execute(context)
+        except Exception as exc:
+            if self._launch_failure is not None:
+                raise self._launch_failure from exc
+            raise
+        return TrainingAttempt.of_pod(self.pod)
+
+    def invoke_defer_method(self, last_log_time: Any = None, context: Any = None) -> None:
+        if self.pod is not None:
+            self.trigger_kwargs = {**(self.trigger_kwargs or {}),
+                                   ATTEMPT_EVENT_KEY: TrainingAttempt.of_pod(self.pod).as_dict()}
+        super().invoke_defer_method(last_log_time=last_log_time, context=context)
+
+    def trigger_reentry(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from the triggerer: the provider's log and clean-up, then Skylift's result check, reuse
+        tag and MLflow link, exactly as after a synchronous run."""
+        from kubernetes.client import models as k8s
+
+        try:
+            super().trigger_reentry(context, event)
+        except Exception as exc:
+            if event.get("status") == "timeout":
+                pod = self.pod or k8s.V1Pod(metadata=k8s.V1ObjectMeta(name=event["name"],
+                                                                      namespace=event["namespace"]))
+                failure = self.scheduling_failure(pod)
+                if failure is not None:
+                    raise failure from exc
+            raise
+        if ATTEMPT_EVENT_KEY not in event:
+            raise TrainingError(f"the trigger's event for pod {event.get('name')} names no training attempt; "
+                                "clear the task to train again")
+        attempt = TrainingAttempt(**event[ATTEMPT_EVENT_KEY])
+        mlflow_hook = MlflowHook(Settings.resolve().mlflow_tracking_uri)
+        return self.publish(context, mlflow_hook, self.collect(mlflow_hook, attempt))
+
+    def await_pod_start(self, pod: Any) -> None:
+        from airflow.providers.cncf.kubernetes.utils.pod_manager import PodLaunchTimeoutException
+
+        try:
+            super().await_pod_start(pod)
+        except PodLaunchTimeoutException:
+            # The provider's clean-up raises its own error after this; execute re-raises this one.
+            self._launch_failure = self.scheduling_failure(pod)
+            raise
+
+    def scheduling_failure(self, pod: Any) -> TrainingError | None:
+        """The scheduler's reason a pod found no node, with the spec key to change; None when it was not
+        a scheduling problem. Events outlive the pod, so this works after its deletion too."""
+        events = [e for e in self.pod_manager.read_pod_events(pod).items if e.reason == "FailedScheduling"]
+        if not events:
+            return None
+        message = events[-1].message.strip()
+        keys = [key for needle, key in UNSCHEDULABLE_HINTS if needle in message]
+        change = " and ".join(keys) if keys else "the pod's resources or placement"
+        return TrainingError(
+            f"training pod {pod.metadata.namespace}/{pod.metadata.name} found no node within schedule_timeout "
+            f"({self.schedule_timeout_seconds}s, train.kubernetes.schedule_timeout): {message} Change {change}, "
+            "or add nodes that fit.")
+
+    def collect(self, mlflow_hook: MlflowHook, attempt: TrainingAttempt) -> dict[str, Any]:
+        """The finished attempt's result from MLflow, then marked reusable under its key."""
+        result = train_reuse.find_attempt(mlflow_hook.client, attempt.experiment, attempt.attempt_id)
+        if "run_id" not in result:
+            raise TrainingError(f"training attempt {attempt.attempt_id} logged a result without a run id: {result!r}")
+        if not train_reuse.mark_reusable(mlflow_hook.client, result, attempt.key):
+            self.log.info("the training result is too large to record; this run will not be reused")
+        return result
+
+    def publish(self, context: Any, mlflow_hook: MlflowHook, result: dict[str, Any]) -> dict[str, Any]:
+        from airflow.sdk.bases.xcom import BaseXCom
+
         ui = mlflow_hook.ui_base() or "http://127.0.0.1:5000"
         context["ti"].xcom_push(key=RUN_XCOM_KEY, value={"ui": ui, "experiment_id": result["experiment_id"],
                                                           "run_id": result["run_id"]})
+        context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=result)  # do_xcom_push is off (no sidecar)
         self.log.info("trained %s on %s: %s", self.framework, result.get("device"), result.get("metrics"))
         return result
 
@@ -262,7 +434,7 @@ class TrainModelOperator(KubernetesPodOperator):
                           "(trigger with rebuild=true to train again)", result["run_id"])
         return result
 
-    def run_locally(self, context: Any, settings: Settings) -> dict[str, Any]:
+    def run_locally(self, context: Any, settings: Settings) -> TrainingAttempt:
         """Run the rendered pod's container command and environment as a subprocess."""
         pod = self.build_pod_request_obj(context, dry_run=True)
         container = pod.spec.containers[0]
@@ -270,15 +442,11 @@ class TrainModelOperator(KubernetesPodOperator):
         if command[0] == "python":
             command[0] = sys.executable
         secrets = LakeHook(settings.lake_root, settings.lake_conn_id).environment()
-        with tempfile.TemporaryDirectory(prefix="skylift-train-") as tmp:
-            result_path = Path(tmp) / "return.json"
-            env = {**os.environ, **{e.name: e.value for e in container.env or []}, **secrets,
-                   "SKYLIFT_RESULT_PATH": str(result_path)}
-            self.log.info("running the training pod's command locally: %s", " ".join(command[:3]))
-            self._stream(command, env)
-            if not result_path.exists():
-                raise TrainingError("the training process exited without writing its result")
-            return json.loads(result_path.read_text())
+        env = {**os.environ, **{e.name: e.value for e in container.env or []}, **secrets}
+        env.pop("SKYLIFT_RESULT_PATH", None)
+        self.log.info("running the training pod's command locally: %s", " ".join(command[:3]))
+        self._stream(command, env)
+        return TrainingAttempt.of_pod(pod)
 
     def _stream(self, command: list[str], env: dict[str, str]) -> None:
         tail: list[str] = []
@@ -305,3 +473,19 @@ class TrainModelOperator(KubernetesPodOperator):
                 self._process.kill()
         if self.execution == "kubernetes":
             super().on_kill()
+
+
+def pod_arguments(resources: Any, kubernetes: Any) -> dict[str, Any]:
+    """The operator's arguments from a spec's `train.resources` and `train.kubernetes`."""
+    return {
+        "gpu": resources.gpu, "gpu_type": resources.gpu_type, "gpu_type_label": resources.gpu_type_label,
+        "cpu": resources.cpu, "cpu_limit": resources.cpu_limit,
+        "memory": resources.memory, "memory_limit": resources.memory_limit,
+        "namespace": kubernetes.namespace, "image": kubernetes.image,
+        "image_pull_secrets": kubernetes.image_pull_secrets,
+        "node_selector": kubernetes.node_selector, "tolerations": kubernetes.tolerations,
+        "env_from_secret": kubernetes.env_from_secret, "service_account": kubernetes.service_account,
+        "priority_class": kubernetes.priority_class, "shm_size": kubernetes.shm_size,
+        "schedule_timeout": kubernetes.schedule_timeout, "startup_timeout": kubernetes.startup_timeout,
+        "deferrable": kubernetes.deferrable,
+    }

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 KEY_TAG = "skylift.training_key"
 RESULT_TAG = "skylift.result"
+ATTEMPT_TAG = "skylift.attempt_id"  # set by the operator on the run a pod or process starts: how it finds the result
 MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
 # Run-specific parts of the training config: they name the run, they do not change the model.
 NOT_INPUTS = ("run_name", "tags", "lake_root")
@@ -29,6 +31,14 @@ def training_key(config: dict[str, Any], fingerprints: list[str], image: str | N
         "code": image if image else _source_digest(),
     }
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def image_identity(image: str) -> tuple[str, bool]:
+    """(what stands for the code in the key, whether it is pinned). A digest names the image's content;
+    a tag can be moved to other code, so a tag-only image keys reuse on the tag and the caller warns."""
+    if "@sha256:" in image:
+        return image.split("@", 1)[1], True
+    return image, False
 
 
 def _source_digest() -> str:
@@ -75,3 +85,21 @@ def mark_reusable(client: Any, result: dict[str, Any], key: str) -> bool:
     client.set_tag(result["run_id"], RESULT_TAG, document)
     client.set_tag(result["run_id"], KEY_TAG, key)
     return True
+
+
+def find_attempt(client: Any, experiment: str, attempt_id: str) -> dict[str, Any]:
+    """The result of the finished run that training attempt `attempt_id` logged."""
+    from include.errors import TrainingError
+    from include.training.entrypoint import RESULT_ARTIFACT
+
+    found = client.get_experiment_by_name(experiment)
+    runs = [] if found is None else client.search_runs(
+        [found.experiment_id], filter_string=f"tags.`{ATTEMPT_TAG}` = '{attempt_id}'", max_results=5)
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    if not finished:
+        states = ", ".join(f"{r.info.run_id} {r.info.status}" for r in runs) or "no run at all"
+        raise TrainingError(f"training attempt {attempt_id} ended but MLflow experiment {experiment!r} has no "
+                            f"FINISHED run tagged {ATTEMPT_TAG}={attempt_id} ({states}); read the pod's log above")
+    with tempfile.TemporaryDirectory(prefix="skylift-result-") as tmp:
+        path = client.download_artifacts(finished[0].info.run_id, RESULT_ARTIFACT, tmp)
+        return json.loads(Path(path).read_text())

@@ -24,10 +24,12 @@ Config (JSON object; unknown keys are rejected):
                                         by time instead of by key hash). Without it the target is a feature column.
 
 Environment: MLFLOW_TRACKING_URI (required), SKYLIFT_ARTIFACT_ROOT (artifact root for experiments this
-creates: <root>/<experiment>), SKYLIFT_RESULT_PATH (default /airflow/xcom/return.json), AWS_* for an
+creates: <root>/<experiment>), SKYLIFT_RESULT_PATH (optional: also write the result there), AWS_* for an
 S3 lake (read by s3fs).
 
-Result JSON written to SKYLIFT_RESULT_PATH on success:
+The result stays in MLflow: the run's artifact `skylift/result.json`, logged before the run ends, so a
+FINISHED run always has it. The operator finds the run by the `skylift.attempt_id` tag it put in `tags`;
+nothing is read back from the pod's filesystem. The result JSON:
     {"run_id", "experiment_id", "model_uri": "runs:/<run_id>/model", "model_id", "metrics": {name: float|null},
      "device", "framework", "task", "feature_columns": [...], "rows": {"train", "valid", "holdout"},
      "dates": [...], "label_dates": [...], "holdout_dates": [...]}
@@ -42,7 +44,7 @@ Normalise both with `np.asarray(out, dtype="float64").reshape(-1)`. The PyTorch 
 `pt2` (torch.export) format, traced on the CPU; its pyfunc config pins device "cpu" so it also loads on a
 GPU host (a pt2 program cannot move between devices).
 
-Exit codes: 0 success (the result path is printed on stdout), 2 bad config, 1 any other failure (the run,
+Exit codes: 0 success (SKYLIFT_RESULT_PATH, when set, is printed on stdout), 2 bad config, 1 any other failure (the run,
 when one was started, is marked FAILED). Errors go to stderr.
 """
 
@@ -83,7 +85,7 @@ log = logging.getLogger("include.training")
 FRAMEWORKS = ("xgboost", "pytorch")
 TASKS = ("classification", "regression")
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_RESULT_PATH = "/airflow/xcom/return.json"
+RESULT_ARTIFACT = "skylift/result.json"
 VALID_FRACTION = 0.1  # of the non-holdout keys, for early stopping
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 MODEL_NAME = "model"
@@ -617,7 +619,9 @@ def train_and_log(config: TrainConfig) -> dict[str, Any]:
             raise  # the context manager ends the run as FAILED
         result.update(run_id=run.info.run_id, experiment_id=experiment_id)
         result["model_uri"] = f"runs:/{run.info.run_id}/{MODEL_NAME}"
-        write_result(result)
+        mlflow.log_dict(result, RESULT_ARTIFACT)
+        if os.environ.get("SKYLIFT_RESULT_PATH"):
+            write_result(result, Path(os.environ["SKYLIFT_RESULT_PATH"]))
     return result
 
 
@@ -659,8 +663,7 @@ def _run_steps(config: TrainConfig, device: str) -> dict[str, Any]:
     }
 
 
-def write_result(result: dict[str, Any]) -> Path:
-    path = Path(os.environ.get("SKYLIFT_RESULT_PATH") or DEFAULT_RESULT_PATH)
+def write_result(result: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
@@ -698,7 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.exception("training failed")
         return 1
-    print(os.environ.get("SKYLIFT_RESULT_PATH") or DEFAULT_RESULT_PATH)
+    if os.environ.get("SKYLIFT_RESULT_PATH"):
+        print(os.environ["SKYLIFT_RESULT_PATH"])
     log.info("run %s: %s", result["run_id"], result["metrics"])
     return 0
 
