@@ -140,21 +140,39 @@ class FeaturesSpec(Strict):
         return job
 
 
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
+CPU_QUANTITY = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
+
+
 class KubernetesSpec(Strict):
     namespace: str = "default"
-    image: str | None = None
+    image: str | None = Field(None, description=(
+        "the training image; pin it as repo@sha256:<digest> so that reuse follows the code, not a movable tag"))
+    image_pull_secrets: list[str] = Field(default_factory=list, description="Secrets holding registry credentials")
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, str]] = Field(
         default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     )
     service_account: str | None = None
-    env_from_secret: str | None = Field(None, description="a Kubernetes Secret whose keys become env vars")
+    priority_class: str | None = Field(None, description="the pod's PriorityClass")
+    env_from_secret: str | list[str] | None = Field(None, description=(
+        "Kubernetes Secret(s) whose keys become env vars (lake credentials)"))
+    shm_size: str | None = Field(None, pattern=QUANTITY, description=(
+        "size of an in-memory /dev/shm (PyTorch data-loader workers); none: the runtime's 64M default"))
+    schedule_timeout: int = Field(600, ge=1, description="seconds the pod may wait for a node before the task fails")
+    startup_timeout: int = Field(600, ge=1, description="seconds from scheduled to running (image pull included)")
+    deferrable: bool = Field(False, description="wait for the pod in the triggerer, holding no worker slot")
 
 
 class ResourcesSpec(Strict):
     gpu: int = Field(0, ge=0, le=16)
-    cpu: str = "2"
-    memory: str = Field("4Gi", pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+    gpu_type: str | None = Field(None, description=(
+        "GPU model to require, matched against the node label gpu_type_label (e.g. NVIDIA-A100-SXM4-80GB)"))
+    gpu_type_label: str = "nvidia.com/gpu.product"
+    cpu: str = Field("2", pattern=CPU_QUANTITY, description="CPU request (and limit unless cpu_limit is set)")
+    cpu_limit: str | None = Field(None, pattern=CPU_QUANTITY)
+    memory: str = Field("4Gi", pattern=QUANTITY, description="memory request (and limit unless memory_limit is set)")
+    memory_limit: str | None = Field(None, pattern=QUANTITY)
 
 
 class TrainSpec(Strict):
