@@ -102,7 +102,7 @@ def _build_features(request: BuildRequest) -> BaseOperator:
 
 
 def _build_train(request: BuildRequest) -> BaseOperator:
-    from operators.train import TrainModelOperator
+    from operators.train import TrainModelOperator, pod_arguments
 
     spec = request.spec
     t, k8s = spec.train, spec.train.kubernetes
@@ -111,9 +111,7 @@ def _build_train(request: BuildRequest) -> BaseOperator:
         # not `params=`: Airflow merges the DAG's trigger-form Params into an argument of that name
         exclude=t.exclude, model_params=t.params, tunable=sorted(request.tunable),
         window_days=t.window_days, holdout_fraction=t.holdout_fraction, execution=t.execution,
-        gpu=t.resources.gpu, cpu=t.resources.cpu, memory=t.resources.memory, namespace=k8s.namespace,
-        node_selector=k8s.node_selector, tolerations=k8s.tolerations, env_from_secret=k8s.env_from_secret,
-        service_account=k8s.service_account, image=k8s.image, reuse_unchanged=request.reuse_training,
+        **pod_arguments(t.resources, k8s), reuse_unchanged=request.reuse_training,
         **label_arguments(spec), task_id="train", pipeline=spec.pipeline,
     )
 
