@@ -20,55 +20,19 @@ from include.audit import AuditTrail
 from include.errors import RegistryError, RegistryUnavailable
 from include.lake import Lake
 from include.training.holdout import holdout_mask
+from tests.registry_models import features, log_column_models, register_versions
 
 DS = "2026-11-24"
 CUSTOMERS = 600
 
 
-class ColumnScore:
-    """A pyfunc model that returns one feature column as its score (clipped to a probability)."""
-
-    def __init__(self, column: str) -> None:
-        self.column = column
-
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 - the pyfunc signature
-        return np.clip(model_input[self.column].to_numpy(dtype="float64"), 0.0, 1.0)
-
-
-def _features(churned: np.ndarray) -> pd.DataFrame:
-    rng = np.random.default_rng(5)
-    n = len(churned)
-    return pd.DataFrame({
-        "customer_id": [f"c{i:05d}" for i in range(n)],
-        "good": 0.3 + 0.5 * churned + rng.normal(0, 0.15, n),  # separates the classes well
-        "weak": 0.3 + 0.1 * churned + rng.normal(0, 0.15, n),  # barely
-        "churned": churned.astype("int64"),
-    })
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One MLflow store for the module, holding two logged models: one scores `weak`, one `good`."""
-    import mlflow
-    import mlflow.pyfunc
-    from mlflow.models import infer_signature
-
     home = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{home}/mlflow.db"
     client = registry.client_for(uri)
-    frame = _features(np.zeros(10))
-    logged = []
-    mlflow.set_tracking_uri(uri)  # the fluent logging API has no client argument
-    try:
-        experiment = client.create_experiment("t", artifact_location=f"file://{home}/artifacts")
-        for column in ("weak", "good"):
-            with mlflow.start_run(experiment_id=experiment) as run:
-                info = mlflow.pyfunc.log_model(
-                    name="model", python_model=_pyfunc(column), pip_requirements=[],
-                    signature=infer_signature(frame[["good", "weak"]], np.zeros(len(frame))))
-            logged.append((run.info.run_id, info.model_uri, info.model_id))
-    finally:
-        mlflow.set_tracking_uri(None)
+    logged = log_column_models(client, uri, f"file://{home}/artifacts")
     return {"home": home, "uri": uri, "client": client, "logged": logged}
 
 
@@ -79,33 +43,12 @@ def world(skylift_env, monkeypatch, store, request):
     monkeypatch.setenv("AIRFLOW_VAR_SKYLIFT_MLFLOW_TRACKING_URI", store["uri"])
     client = store["client"]
     model = "churn_" + request.node.name.removeprefix("test_").replace("[", "_").replace("]", "")
-    registry.create_model(client, model, tags={"skylift.pipeline": "t"})
-    import mlflow
-
-    mlflow.set_tracking_uri(store["uri"])  # MLflow resolves a `models:/<id>` source through the global URI
-    try:
-        for run_id, model_uri, model_id in store["logged"]:
-            client.create_model_version(model, source=model_uri, run_id=run_id, model_id=model_id)
-    finally:
-        mlflow.set_tracking_uri(None)
+    register_versions(client, store["uri"], model, store["logged"])
     return {"home": store["home"], "client": client, "model": model, "lake": Lake(f"file://{skylift_env}/lake")}
 
 
-def _pyfunc(column: str):
-    import mlflow.pyfunc
-
-    class Model(mlflow.pyfunc.PythonModel):
-        def __init__(self) -> None:
-            self.inner = ColumnScore(column)
-
-        def predict(self, context, model_input, params=None):
-            return self.inner.predict(context, model_input, params)
-
-    return Model()
-
-
 def _publish_day(lake: Lake, churned: np.ndarray, ds: str = DS) -> pd.DataFrame:
-    frame = _features(churned)
+    frame = features(churned)
     with lake.publish("features", "churn_features", ds) as writer:
         writer.write_table(pa.Table.from_pandas(frame, preserve_index=False))
     return frame
