@@ -111,7 +111,7 @@ def inspect_spec(path: str | Path) -> SpecReport:
 def _ownership_clashes(doc: YamlDocument) -> list[SpecProblem]:
     return [SpecProblem(doc.path, f"{KINDS[mine.kind]} {mine.name!r} is also written by {other.where} (pipeline "
                                   f"{other.pipeline!r}); a pipeline name, a model and a dataset each belong to "
-                                  "one spec: rename one of them", line=mine.line, column=mine.column)
+                                  "one spec: rename one of them", key=mine.key, line=mine.line, column=mine.column)
             for mine, other in clashes(doc.path)]
 
 
@@ -407,6 +407,8 @@ def _check_trigger_params(doc: YamlDocument, spec: PipelineSpec, dag_name: str, 
     """A DAG's trigger-form params are hyper-parameters of its model, within the model's bounds."""
     problems = []
     for name, param in dag.params.items():
+        if name in RESERVED_PARAMS:
+            continue  # reported as a built-in
         loc = ("dags", dag_name, "params", name)
         if spec.train is None or "train" not in dag.stage_list:
             problems.append(doc.problem(loc, f"only a DAG with a train stage takes hyper-parameters (stages of "
