@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from include.errors import SkyliftError, SpecError
 from operators.project import Project
 from operators.settings import embedded_values
+from operators.ui import Stopped, free_port
 
 DEFAULT_PORT = 5050
 POLL_SECONDS = 5.0
@@ -47,11 +51,10 @@ def curl_example(url: str, columns: list[str]) -> str:
 
 def command_serve(args: argparse.Namespace) -> int:
     from include.serving.server import run
-    from operators.ui import free_port
 
     try:
         project = Project.locate(args.project, args.home)
-        config = serving_config(project, args.pipeline)
+        config = serving_config(project, args.pipeline, args.poll_seconds)
     except SkyliftError as exc:
         print(f"skylift: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, SpecError) else 1
@@ -70,8 +73,21 @@ def command_serve(args: argparse.Namespace) -> int:
         print(f"Try:     {curl_example(url, columns)}", flush=True)
         print(f"Metrics: {url}/metrics   Version: {url}/version   Stop with Ctrl-C.", flush=True)
 
-    run(config, args.host, port, on_ready=ready)
+    # uvicorn finishes requests in flight on SIGTERM/Ctrl-C, then raises the signal again: end with 0, as `skylift ui`
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    try:
+        run(config, args.host, port, on_ready=ready)
+    except Stopped as why:
+        print(f"skylift serve: {why}: stopped", flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signal.Signals(signum).name)
 
 
 def add_command(sub: Any) -> None:
@@ -81,5 +97,7 @@ def add_command(sub: Any) -> None:
     cmd.add_argument("pipeline", help="the pipeline's name (its spec: <project>/dags/pipelines/<name>.yaml)")
     cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     cmd.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
+    cmd.add_argument("--poll-seconds", type=float, default=POLL_SECONDS,
+                     help=f"how often to ask the registry whether the champion moved (default {POLL_SECONDS:g})")
     add_location_options(cmd)
     cmd.set_defaults(func=command_serve)
