@@ -3,9 +3,10 @@ the model's champion to an earlier version (see include/rollback.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
 from airflow.sdk import DAG, Param
 
 from operators.base import refuse_undeclared_conf
@@ -42,11 +43,30 @@ def build_rollback_dag(spec: PipelineSpec, source: Path) -> DAG:
                 "empty: the previous champion in the audit trail (`skylift history` lists it)")),
             "reason": Param("", type="string", title="Why", description="recorded in the audit trail"),
         },
-        default_args={"owner": spec.owner, "retries": 0, "pre_execute": refuse_undeclared_conf},
-        doc_md=(f"Rolls `{model}@champion` back to an earlier version, smoke-tests it through the alias and records "
-                f"the change in the audit trail (`skylift history {model}`). Spec: `{source.name}`."),
+        # A retry re-reads the champion: a try that failed before the move starts over; one that moved
+        # and was undone by its smoke test tries again.
+        default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": timedelta(seconds=30),
+                      "pre_execute": refuse_undeclared_conf},
+        doc_md=_doc(spec, source),
     )
     with dag:
         RollbackModelOperator(task_id="rollback", pipeline=spec.pipeline, model_name=model,
                               smoke_rows=spec.deploy.smoke_rows)
     return dag
+
+
+def _doc(spec: PipelineSpec, source: Path) -> str:
+    model = spec.register_.model_name
+    body = spec.model_dump(mode="json", by_alias=True, exclude_none=True, include={"register_", "deploy"})
+    return "\n".join([
+        f"# {spec.pipeline} · {DAG_NAME}",
+        f"Returns `{model}@champion` to an earlier version: the trigger form's version, or by default the previous "
+        f"champion in the audit trail. The alias is smoke-tested (scores through it must be finite and the version's "
+        f"own) and the change recorded (`skylift history {model}`; `skylift rollback {model}` does the same).",
+        "",
+        f"**Spec:** `{source.name}` (compiled by Skylift)",
+        "",
+        "```yaml",
+        yaml.safe_dump(body, sort_keys=False).rstrip(),
+        "```",
+    ])
