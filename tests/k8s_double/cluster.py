@@ -380,7 +380,7 @@ class Cluster:
                       patch: bool) -> dict[str, Any]:
         with self.changed:
             old = self.read_object(kind, namespace, name)
-            new = merge_patch(old, body) if patch else {**copy.deepcopy(body), "metadata": {
+            new = merge_patch(copy.deepcopy(old), body) if patch else {**copy.deepcopy(body), "metadata": {
                 **old["metadata"], **{k: v for k, v in body.get("metadata", {}).items()
                                       if k in ("labels", "annotations")}}}
             if new.get("spec") != old.get("spec") or not patch:

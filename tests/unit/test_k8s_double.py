@@ -1,0 +1,123 @@
+"""The Kubernetes API double itself: the scheduler's reasons, and a pod's process lifecycle through the
+kubernetes client and an ordinary kubeconfig."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.k8s_double import KubeDouble, Node
+from tests.k8s_double.scheduling import choose_node
+
+TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+NODES = [Node("cpu-a", cpu="4", memory="8Gi"),
+         Node("gpu-a", gpu=1, labels={"nvidia.com/gpu.product": "A100"}, taints=(TAINT,))]
+TOLERATE_GPU = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def _pod(limits=None, requests=None, selector=None, tolerations=None, affinity=None) -> dict:
+    resources = {"limits": limits or {}, "requests": requests or {}}
+    return {"spec": {"containers": [{"name": "base", "resources": resources}],
+                     "nodeSelector": selector or {}, "tolerations": tolerations or [], "affinity": affinity}}
+
+
+@pytest.mark.parametrize(("pod", "message"), [
+    (_pod(limits={"nvidia.com/gpu": "2"}, tolerations=TOLERATE_GPU),
+     "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."),
+    (_pod(limits={"nvidia.com/gpu": "1"}),
+     "0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) had untolerated taint "
+     "{nvidia.com/gpu: present}."),
+    (_pod(selector={"pool": "tpu"}, tolerations=TOLERATE_GPU),
+     "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."),
+    (_pod(requests={"cpu": "10", "memory": "1Gi"}, tolerations=TOLERATE_GPU),
+     "0/2 nodes are available: 2 Insufficient cpu."),
+    (_pod(tolerations=TOLERATE_GPU, affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In",
+                                                     "values": ["H100"]}]}]}}}),
+     "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector."),
+])
+def test_an_unschedulable_pod_gets_the_schedulers_wording(pod, message):
+    assert choose_node(NODES, pod, {}) == (None, message)
+
+
+def test_a_pod_goes_to_a_node_that_fits_counting_what_is_already_bound():
+    gpu_pod = _pod(limits={"nvidia.com/gpu": "1"}, tolerations=TOLERATE_GPU)
+    node, _ = choose_node(NODES, gpu_pod, {})
+    assert node.name == "gpu-a"
+    _, message = choose_node(NODES, gpu_pod, {"gpu-a": {"nvidia.com/gpu": 1}})
+    assert message == "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+    assert choose_node(NODES, _pod(requests={"cpu": "500m", "memory": "512Mi"}), {})[0].name == "cpu-a"
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch):
+    from kubernetes import client, config
+
+    monkeypatch.setenv("SKYLIFT_TEST_LEAK", "from-the-test-process")
+    with KubeDouble(NODES, secrets={"creds": {"LAKE_KEY": "k3y"}}) as double:
+        api_client = config.new_client_from_config(str(double.write_kubeconfig(tmp_path / "kubeconfig")))
+        yield double, client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+
+
+def _container_pod(name: str, code: str, secret: str = "creds"):
+    from kubernetes.client import models as k8s
+
+    return k8s.V1Pod(metadata=k8s.V1ObjectMeta(name=name, labels={"app": "t"}), spec=k8s.V1PodSpec(containers=[
+        k8s.V1Container(name="base", image="ignored:1", command=["python", "-c", code],
+                        env=[k8s.V1EnvVar(name="GREETING", value="hello")],
+                        env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret))])]))
+
+
+def _until(condition, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_pods_command_runs_with_its_env_and_secrets_and_its_exit_code_ends_it(api):
+    double, core, _ = api
+    code = ("import os, sys; print(os.environ['GREETING'], os.environ['LAKE_KEY'], "
+            "os.environ.get('SKYLIFT_TEST_LEAK')); sys.exit(3)")
+    core.create_namespaced_pod("ml", _container_pod("p1", code))
+    stream = core.read_namespaced_pod_log("p1", "ml", follow=True, _preload_content=False)
+    assert b"".join(stream.stream()).decode() == "hello k3y None\n"  # the test's own env does not leak in
+    _until(lambda: core.read_namespaced_pod("p1", "ml").status.phase == "Failed")
+    status = core.read_namespaced_pod("p1", "ml").status
+    assert status.container_statuses[0].state.terminated.exit_code == 3
+    assert [p.metadata.name for p in core.list_namespaced_pod("ml", label_selector="app=t").items] == ["p1"]
+    assert core.list_namespaced_pod("ml", label_selector="app=other").items == []
+    events = core.list_namespaced_event("ml", field_selector="involvedObject.name=p1").items
+    assert [e.reason for e in events][:2] == ["Scheduled", "Started"]
+
+
+def test_deleting_a_running_pod_ends_its_process(api):
+    double, core, _ = api
+    core.create_namespaced_pod("ml", _container_pod("sleeper", "import time; time.sleep(300)"))
+    _until(lambda: core.read_namespaced_pod("sleeper", "ml").status.phase == "Running")
+    core.delete_namespaced_pod("sleeper", "ml")
+    _until(lambda: double.cluster.processes["sleeper"].poll() is not None, timeout=30)
+    assert core.list_namespaced_pod("ml").items == []
+
+
+def test_a_missing_secret_keeps_the_container_waiting(api):
+    _, core, _ = api
+    core.create_namespaced_pod("ml", _container_pod("nosecret", "print(1)", secret="absent"))
+    waiting = core.read_namespaced_pod("nosecret", "ml").status.container_statuses[0].state.waiting
+    assert (waiting.reason, waiting.message) == ("CreateContainerConfigError", 'secret "absent" not found')
+
+
+def test_deployments_report_ready_replicas(api):
+    from kubernetes.client import models as k8s
+
+    _, _, apps = api
+    template = k8s.V1PodTemplateSpec(metadata=k8s.V1ObjectMeta(labels={"app": "serve"}),
+                                     spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="s", image="serve:1")]))
+    body = k8s.V1Deployment(metadata=k8s.V1ObjectMeta(name="serve"), spec=k8s.V1DeploymentSpec(
+        replicas=2, selector=k8s.V1LabelSelector(match_labels={"app": "serve"}), template=template))
+    apps.create_namespaced_deployment("ml", body)
+    apps.patch_namespaced_deployment("serve", "ml", {"spec": {"replicas": 3}})
+    deployment = apps.read_namespaced_deployment("serve", "ml")
+    assert (deployment.spec.replicas, deployment.status.ready_replicas) == (3, 3)
+    assert deployment.metadata.generation == 2
