@@ -231,8 +231,25 @@ def promote(client: Any, trail: AuditTrail, model: str, version: str, expected: 
             f"version {version} of model {model!r} was not promoted: the champion moved from version "
             f"{expected or 'none'} to {moved.current or 'none'}{by} while it was being gated. Recorded as audit "
             f"event {lost.seq}; re-run the deploy task to gate it against the new champion") from moved
-    _move_alias(client, trail, model, event, retired="retired")
+    try:
+        _move_alias(client, trail, model, event, retired="retired")
+    except RegistryError as exc:
+        _undo(client, trail, model, event, exc)
     return event
+
+
+def _undo(client: Any, trail: AuditTrail, model: str, event: AuditEvent, cause: RegistryError) -> None:
+    """MLflow did not take a move the audit trail recorded: record and make the move back, then fail."""
+    try:
+        undone = roll_back(client, trail, model, event.before, actor=event.actor, expected=event.after,
+                           reason=f"MLflow did not take audit event {event.seq}: {cause}"[:2000])
+    except Exception as undo:
+        raise RegistryError(
+            f"promoting version {event.after} of model {model!r} was recorded (audit event {event.seq}) but MLflow "
+            f"did not take it ({cause}), and undoing it failed too ({undo}): once the registry answers, run "
+            f"`skylift rollback {model} --to {event.before or '<version>'}`") from undo
+    raise RegistryError(f"promoting version {event.after} of model {model!r} failed while moving the MLflow alias "
+                        f"({cause}); undone and recorded as audit event {undone.seq}") from cause
 
 
 def roll_back(client: Any, trail: AuditTrail, model: str, to: str | None, *, actor: str, reason: str,

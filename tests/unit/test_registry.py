@@ -176,3 +176,23 @@ def test_scoring_names_a_deleted_champion_even_where_it_may_skip(skylift_env, mo
     with pytest.raises(ModelVersionMissing, match=f"alias champion of model '{model}' pointed to version 1, which "
                                                   "no longer exists"):
         op._champion_version()
+
+
+def test_a_move_mlflow_does_not_take_is_undone_and_recorded(client, trail, model, monkeypatch):
+    one, two = _versions(client, model, 2)
+    _promote(client, trail, model, one, None)
+    real_set_alias = registry.set_alias
+
+    def flaky(client_, model_, alias, version):
+        if version == two:
+            raise RegistryUnavailable("the model registry is unavailable while setting alias champion")
+        real_set_alias(client_, model_, alias, version)
+
+    monkeypatch.setattr(registry, "set_alias", flaky)
+    with pytest.raises(RegistryError, match=rf"promoting version 2 of model '{model}' failed while moving the MLflow "
+                                            r"alias \(the model registry is unavailable.*\); undone and recorded as "
+                                            r"audit event 3"):
+        _promote(client, trail, model, two, one)
+    assert registry.champion_version(client, model) == one == trail.champion(model)
+    assert [(e.action, e.after) for e in trail.events(model)] == [("promote", "1"), ("promote", "2"),
+                                                                  ("rollback", "1")]
