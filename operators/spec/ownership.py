@@ -43,7 +43,6 @@ class Claim:
     line: int
     pipeline: str
     column: int = 1
-    key: str = "pipeline"  # the spec key that names it (`pipeline` where the name is derived from it)
 
     @property
     def where(self) -> str:
@@ -109,44 +108,40 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
     stages = _stages(top.get("dags"))
     out: list[Claim] = []
 
-    def add(kind: str, name: str | None, node: yaml.Node | None, key: str,
-            access: Literal["writes", "reads"] = "writes") -> None:
+    def add(kind: str, name: str | None, node: yaml.Node | None, access: Literal["writes", "reads"] = "writes"):
         if name:
             mark = (node or pipeline_node).start_mark
-            out.append(Claim(kind, name, access, path, mark.line + 1, pipeline, mark.column + 1,
-                             key if node else "pipeline"))
+            out.append(Claim(kind, name, access, path, mark.line + 1, pipeline, mark.column + 1))
 
-    add("pipeline", pipeline, pipeline_node, "pipeline")
+    add("pipeline", pipeline, pipeline_node)
     if stages & {"ingest", "validate"}:
-        for name, node, key in _raw_datasets(top, pipeline):
-            add("raw", name, node, key)
+        for name, node in _raw_datasets(top, pipeline):
+            add("raw", name, node)
     if stages & {"features", "train", "score"}:
         features = _mapping(top.get("features")).get("dataset")
-        add("features", _scalar(features) or f"{pipeline}_features", features, "features.dataset",
+        add("features", _scalar(features) or f"{pipeline}_features", features,
             "writes" if "features" in stages else "reads")
     model = _mapping(top.get("register")).get("model_name")
     if stages & {"register", "deploy", "score"}:
-        add("model", _scalar(model), model, "register.model_name",
-            "writes" if stages & {"register", "deploy"} else "reads")
+        add("model", _scalar(model), model, "writes" if stages & {"register", "deploy"} else "reads")
     if "score" in stages:
         predictions = _mapping(top.get("score")).get("dataset")
-        add("predictions", _scalar(predictions) or f"{pipeline}_predictions", predictions, "score.dataset")
+        add("predictions", _scalar(predictions) or f"{pipeline}_predictions", predictions)
     return tuple(out)
 
 
-def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, yaml.Node | None, str]]:
-    """The datasets ingest and validate write, with the node and key naming each: `source.dataset`
-    (default: the pipeline name), or one per entry of `sources:` (its `dataset`, default: the entry's name)."""
+def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, yaml.Node | None]]:
+    """The datasets ingest and validate write: `source.dataset` (default: the pipeline name), or
+    one per entry of `sources:` (its `dataset`, default: the entry's name)."""
     sources = top.get("sources")
     if isinstance(sources, yaml.MappingNode):
         out = []
         for key_node, value_node in sources.value:
             dataset = _mapping(value_node).get("dataset")
-            key = f"sources.{key_node.value}" + (".dataset" if dataset else "")
-            out.append((_scalar(dataset) or _scalar(key_node), dataset or key_node, key))
+            out.append((_scalar(dataset) or _scalar(key_node), dataset or key_node))
         return out
     dataset = _mapping(top.get("source")).get("dataset")
-    return [(_scalar(dataset) or pipeline, dataset, "source.dataset")]
+    return [(_scalar(dataset) or pipeline, dataset)]
 
 
 def _stages(dags: yaml.Node | None) -> set[str]:
