@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from include.gate import Decision, Estimate, Gate, decide, judge
+from include.gate import Decision, Estimate, Gate, decide, decide_all, gates_from, judge
 
 AUC = Gate(metric="auc", task="classification", min=0.7)
 RMSE = Gate(metric="rmse", task="regression", max=5.0)
@@ -157,3 +157,45 @@ def test_predictions_must_score_the_same_rows():
 def test_gate_refuses_a_metric_of_the_other_task():
     with pytest.raises(ValueError, match="metric 'rmse' does not fit task 'classification'"):
         Gate(metric="rmse", task="classification")
+
+
+def _two_models(n: int = 600):
+    """A challenger that ranks as well as the champion but is badly calibrated (same AUC, worse log loss)."""
+    rng = np.random.default_rng(11)
+    y = (rng.random(n) < 0.4).astype(int)
+    champion = np.clip(0.25 + 0.5 * y + rng.normal(0, 0.12, n), 0.01, 0.99)
+    challenger = champion * 0.2 + 0.001  # same order, squashed towards zero
+    return y, challenger, champion
+
+
+def test_several_metrics_one_worse_than_its_margin_blocks():
+    y, challenger, champion = _two_models()
+    gates = gates_from("classification", {"metrics": [
+        {"metric": "auc", "min": 0.7, "must_beat": {"margin": 0.0}},
+        {"metric": "logloss", "must_beat": {"margin": 0.05, "relative": True}}], "min_holdout_rows": 50})
+    verdict = decide_all(gates, y, challenger, champion)
+    assert not verdict.promote and [d.promote for d in verdict.decisions] == [True, False]
+    assert verdict.reasons[0].startswith("logloss: logloss=")
+    assert "worse than the champion by more than the margin" in verdict.reasons[0] and "(5.00% of" in verdict.reasons[0]
+    assert "auc: challenger" in verdict.summary() and "FAILS" in verdict.summary()
+    body = verdict.to_dict()
+    json.dumps(body, allow_nan=False)
+    assert [m["metric"] for m in body["metrics"]] == ["auc", "logloss"] and body["metric"] == "auc"
+    forced = decide_all(gates, y, challenger, champion, force=True)
+    assert forced.promote and forced.forced and "force_deploy was set" in forced.reasons[-1]
+    # a wide enough margin lets it through; dropping the comparison leaves the bounds alone
+    wide = gates_from("classification", {"metrics": [{"metric": "logloss", "must_beat": {"margin": 50.0,
+                                                                                          "relative": True}}]})
+    assert decide_all(wide, y, challenger, champion).promote
+    bounds = gates_from("classification", {"metrics": [{"metric": "logloss", "max": 5.0, "must_beat": None}]})
+    assert decide_all(bounds, y, challenger, champion).promote
+
+
+def test_several_metrics_a_metric_that_cannot_be_computed_blocks_even_when_forced():
+    y, challenger, champion = _two_models()
+    challenger = challenger.copy()
+    challenger[3] = np.nan
+    gates = gates_from("classification", {"metrics": [{"metric": "auc"}, {"metric": "accuracy"}]})
+    verdict = decide_all(gates, y, challenger, champion, force=True)
+    assert not verdict.promote
+    assert "cannot promote a model whose auc, accuracy is not computable" in verdict.reasons[-1]

@@ -116,6 +116,11 @@ def test_secrets_are_refused_without_echoing_them(tmp_path, patch, needle):
     (lambda b: (b.pop("labels"), b["dags"]["nightly"].update(stages=["score", "evaluate"])),
      "stage 'evaluate' needs a top-level 'labels' section"),
     (lambda b: b["deploy"]["gate"].update(metric="aucc"), "did you mean 'auc'"),
+    (lambda b: b["deploy"].update(gate={"metrics": [{"metric": "auc"}, {"metric": "logloss"}, {"metric": "f11"}]}),
+     "deploy.gate.metrics.2.metric: 'f11' is not a classification metric"),
+    (lambda b: b["deploy"]["gate"].update(metrics=[{"metric": "auc"}]), "give either `metric`"),
+    (lambda b: b["deploy"].update(gate={"metrics": [{"metric": "auc", "must_beat": {"margin": -0.1}}]}),
+     "deploy.gate.metrics.0.must_beat.margin"),
     (lambda b: b["dags"]["retrain"].update(stages=["deploy"]), "stage 'deploy' needs 'register' in the same DAG"),
     (lambda b: b["dags"]["retrain"]["params"].update(gpu={"type": "integer"}), "'gpu' is a built-in parameter"),
     (lambda b: b.pop("features"), "stage 'features' needs a top-level 'features' section"),
@@ -127,6 +132,22 @@ def test_spec_errors(tmp_path, patch, needle):
         load_spec(path)
     assert needle in str(err.value)
     assert str(path) in str(err.value)
+
+
+def test_a_gate_of_several_metrics_loads_and_becomes_one_gate_each(tmp_path):
+    from include.gate import gates_from
+
+    metrics = [{"metric": "auc", "min": 0.7, "must_beat": {"margin": 0.0}},
+               {"metric": "logloss", "must_beat": {"margin": 0.05, "relative": True}},
+               {"metric": "accuracy", "min": 0.6, "must_beat": None}]
+    spec = load_spec(mutate(tmp_path, lambda b: b["deploy"].update(gate={"metrics": metrics,
+                                                                         "min_holdout_rows": 80})))
+    gates = gates_from("classification", spec.deploy.gate.model_dump())
+    assert [(g.metric, g.min, g.beat_champion, g.min_delta, g.relative, g.min_holdout_rows) for g in gates] == [
+        ("auc", 0.7, True, 0.0, False, 80), ("logloss", None, True, -0.05, True, 80),
+        ("accuracy", 0.6, False, 0.0, False, 80)]
+    shorthand = load_spec(ROOT / "dags" / "pipelines" / "churn.yaml").deploy.gate
+    assert [(g.metric, g.min) for g in gates_from("classification", shorthand.model_dump())] == [("auc", 0.7)]
 
 
 def test_not_a_mapping(tmp_path):
