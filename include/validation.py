@@ -121,8 +121,7 @@ class Outcome:
     """What a suite run decided: the GE result, and what the policies make of it."""
 
     success: bool
-    result: dict[str, Any]
-    html: str
+    result: dict[str, Any]  # GE's result as JSON (include.validation_report renders it as HTML)
     failed: list[str] = field(default_factory=list)  # labels of failures under `fail`
     warnings: list[str] = field(default_factory=list)  # labels of failures under `warn`
     quarantine: dict[int, list[str]] = field(default_factory=dict)  # row position -> reasons
@@ -155,7 +154,7 @@ def run_suite(frame: Any, suite: Suite, where: str = "suite") -> Outcome:
     expectations += _finite_checks(frame, suite)
     gx_suite = gx.ExpectationSuite(name=suite.name, expectations=expectations)
     result = batch.validate(gx_suite, result_format={"result_format": "COMPLETE"})
-    outcome = Outcome(success=bool(result.success), result=result.to_json_dict(), html=_render_html(result))
+    outcome = Outcome(success=bool(result.success), result=result.to_json_dict())
     # GE reorders results; each one carries the index of its rule in `meta`.
     for item in result.results:
         _apply_policy(suite.rules[item.expectation_config.meta[RULE_INDEX]], item, outcome)
@@ -241,10 +240,3 @@ def describe_quarantine(outcome: Outcome, limit: int = 3) -> str:
         f"{label}: {len(rows)} row(s), first rows {', '.join(str(r) for r in rows[:limit])}"
         for label, rows in sorted(by_rule.items(), key=lambda item: -len(item[1]))
     )
-
-
-def _render_html(result: Any) -> str:
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
-    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))

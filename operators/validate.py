@@ -1,7 +1,8 @@
 """Stage 2: validate the day's raw partition with a Great Expectations suite.
 
 Outputs, all published atomically for the run's date:
-- `reports/<dataset>`: the result JSON and the HTML report (always, also when validation fails);
+- `reports/<dataset>`: the result JSON and a self-contained HTML report naming the pipeline,
+  dataset, date and DAG run (always, also when validation fails; see `include.validation_report`);
 - `validated/<dataset>`: the rows downstream stages may use; it exists only if validation passed;
 - `quarantine/<dataset>`: rows set aside by the `quarantine` policy, each with its reasons: rows
   that failed an expectation and rows the schema contract rejected at ingest (the raw partition's
@@ -102,13 +103,18 @@ class ValidateOperator(SkyliftOperator):
         return decode_rejected(data, f"raw/{self.dataset}/ds={raw.ds}/{REJECTED_FILE}")
 
     def _publish_report(self, context: Any, ds: str, outcome: Any, raw: Any) -> str:
+        from include.validation_report import ReportHeader, render_report
+
+        ti = context["ti"]
+        header = ReportHeader(pipeline=self.pipeline, dataset=self.dataset, ds=ds, dag_id=ti.dag_id,
+                              run_id=ti.run_id, suite_file=self.suite_file)
         summary = {"status": outcome.status, "failed": outcome.failed, "warnings": outcome.warnings,
                    "quarantined_rows": len(outcome.quarantine) + outcome.rejected,
                    "rejected_by_contract": outcome.rejected}
         with self.publish("reports", self.dataset, ds, run_id=context["ti"].run_id,
                                inputs=[raw.as_input()], extra=summary) as writer:
             writer.write_bytes("validation.json", json.dumps(outcome.result, indent=2, default=str).encode())
-            writer.write_bytes("validation.html", outcome.html.encode())
+            writer.write_bytes("validation.html", render_report(header, outcome).encode())
         uri = self.lake.file_uri("reports", self.dataset, ds, "validation.html")
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=uri)
         return uri

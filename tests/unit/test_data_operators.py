@@ -81,7 +81,11 @@ def test_validate_passes_clean_data_and_writes_the_report(drops, lake, context_f
     ingest(context_for)
     result, ctx = validate(context_for)
     assert result["status"] == "passed" and result["rows"] == 300
-    assert b"<html" in lake.read_bytes("reports", "activity", DS, "validation.html").lower()
+    page = lake.read_bytes("reports", "activity", DS, "validation.html").decode()
+    # self-contained (readable offline) and about this partition of this run
+    assert "<html" in page and "http://" not in page and "https://" not in page and "<script" not in page
+    for name in ("<dd>t</dd>", "<dd>activity</dd>", f"<dd>{DS}</dd>", "unit / manual__unit", "Succeeded"):
+        assert name in page
     assert ctx["ti"].xcoms[("validate", "skylift_validation_report")].endswith(".html")
     assert lake.manifest("quarantine", "activity", DS) is None
 
