@@ -221,6 +221,7 @@ class TrainModelOperator(KubernetesPodOperator):
         self.image = self.image or settings.training_image
         # Unique per launch: the entrypoint's MLflow run carries it, and the result is looked up by it.
         config["tags"][train_reuse.ATTEMPT_TAG] = uuid.uuid4().hex
+        code = self.code_identity(config)
         self.arguments = ["--config", json.dumps(config, sort_keys=True)]
         self.container_resources = self.pod_resources(gpu)
         self.affinity = self.gpu_affinity(gpu) or self.affinity
@@ -228,18 +229,22 @@ class TrainModelOperator(KubernetesPodOperator):
         # Only non-secret settings go into the pod spec; keys come from `env_from_secret` there.
         public = {k: v for k, v in lake_hook.environment().items() if k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
         self.env_vars = convert_env_vars({**mlflow_env, **public})
-        code = None
-        if self.execution == "kubernetes":
-            code, pinned = train_reuse.image_identity(self.image)
-            if not pinned:
-                self.log.warning("training image %s has no digest: reuse of earlier models is keyed on the tag, so "
-                                 "new code pushed under the same tag would not retrain; pin it as "
-                                 "train.kubernetes.image: <repo>@sha256:<digest>", self.image)
-            config["tags"]["skylift.image"] = self.image
-            self.arguments = ["--config", json.dumps(config, sort_keys=True)]
         key = train_reuse.training_key(config, list(fingerprints.values()), code)
         self.annotations = {**(self.annotations or {}), TRAINING_KEY_ANNOTATION: key}
         return config, key
+
+    def code_identity(self, config: dict[str, Any]) -> str | None:
+        """What stands for the training code in the reuse key: in a pod the image's digest (or its tag,
+        with a warning); locally None, i.e. the source files. Records the image on the run."""
+        if self.execution != "kubernetes":
+            return None
+        code, pinned = train_reuse.image_identity(self.image)
+        if not pinned:
+            self.log.warning("training image %s has no digest: reuse of earlier models is keyed on the tag, so new "
+                             "code pushed under the same tag would not retrain; pin it as "
+                             "train.kubernetes.image: <repo>@sha256:<digest>", self.image)
+        config["tags"]["skylift.image"] = self.image
+        return code
 
     def training_config(self, context: Any, settings: Settings, dates: list[str]) -> dict[str, Any]:
         ti = context["ti"]

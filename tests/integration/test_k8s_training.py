@@ -226,3 +226,13 @@ def test_deferrable_post_processing_runs_after_the_trigger(kube, skylift_env):
     assert context["ti"].xcoms[("train", RUN_XCOM_KEY)]["run_id"] == result["run_id"]
     assert context["ti"].xcoms[("train", "return_value")] == result
     assert kube.cluster.list_pods("ml", None) == [] and len(kube.cluster.created_pods) == 1
+
+
+def test_local_execution_collects_its_result_the_same_way(lake, skylift_env):
+    from operators.train_reuse import ATTEMPT_TAG
+
+    context = pod_context(run_id="manual__local")
+    result = operator(execution="local").execute(context)
+    run = mlflow_run(skylift_env, result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags[ATTEMPT_TAG]
+    assert context["ti"].xcoms[("train", "return_value")] == result
