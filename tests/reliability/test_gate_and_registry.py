@@ -228,3 +228,33 @@ def test_a_locked_registry_is_unavailable_not_missing(world):
     assert isinstance(error, RegistryUnavailable), error
     assert f"is unavailable while reading model '{world['model']}'" in str(error) and "database is locked" in str(error)
     assert registry.champion_version(client, world["model"]) == "1"  # and it answers again once the lock is gone
+
+
+def test_a_rollback_whose_smoke_test_fails_is_undone_and_recorded(world, monkeypatch):
+    from include import scoring
+    from include.rollback import roll_back_champion
+
+    client, lake, model = world["client"], world["lake"], world["model"]
+    trail = AuditTrail(lake)
+    with pytest.raises(RegistryError, match=rf"audit trail of model '{model}' names no feature partition"):
+        _seed(world)
+        registry.promote(client, trail, model, "2", expected="1", actor="night2", reason="better")
+        roll_back_champion(client, trail, lake, model, actor="user:test", reason="bad")
+    _publish_day(lake, _both_classes())
+    registry.promote(client, trail, model, "1", expected="2", actor="night3", reason="seed again",
+                     details={"smoke": {"dataset": "churn_features", "ds": DS}})
+    real_load = scoring.load
+
+    def load(uri: str):
+        if uri.endswith("@champion"):
+            raise RegistryError(f"cannot load model {uri}: endpoint refused")
+        return real_load(uri)
+
+    monkeypatch.setattr(scoring, "load", load)
+    with pytest.raises(RegistryError, match=rf"rolling model '{model}' back to version 2 failed its smoke test "
+                                            r"\(cannot load model .*\); the champion is version 1 again \(audit "
+                                            r"event 5\)"):
+        roll_back_champion(client, trail, lake, model, to="2", actor="user:test", reason="try v2 again")
+    assert registry.champion_version(client, model) == "1" == trail.champion(model)
+    assert [e.action for e in trail.events(model)][-2:] == ["rollback", "smoke_test_rollback"]
+    assert client.get_model_version(model, "1").tags[registry.STATUS_TAG] == "champion"
