@@ -18,9 +18,21 @@ from operators.settings import Settings
 
 
 def partition_date(context: Any) -> str:
-    """The date a run works on, refused when it is before the DAG's `start_date` (a run for such a
-    date would otherwise do nothing, or work on a day the pipeline does not cover)."""
+    """The date a run works on, refused when it is before the pipeline's `start_date`.
+
+    The compiler gives every task the spec's start_date (`pipeline_start`) and the DAG an earlier
+    one: Airflow creates no task instance before a DAG's start_date, so a run the UI triggers for
+    an earlier logical date would otherwise "succeed" having run nothing. Here it fails, naming
+    the date and the fix.
+    """
     ds = _requested_date(context)
+    first = getattr(context.get("task"), "pipeline_start", None)
+    if first is not None:
+        if date.fromisoformat(ds) < date.fromisoformat(str(first)):
+            pipeline = getattr(context.get("task"), "pipeline", "the pipeline")
+            raise SpecError(f"{ds} is before pipeline {pipeline!r}'s start_date {first}: pick a later date (the "
+                            "`ds` parameter or the run's logical date) or set an earlier start_date in its spec")
+        return ds
     dag = context.get("dag")
     start = getattr(dag, "start_date", None)
     if start is not None and date.fromisoformat(ds) < start.date():
@@ -83,9 +95,10 @@ class SkyliftOperator(BaseOperator):
 
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, pipeline: str, **kwargs: Any) -> None:
+    def __init__(self, *, pipeline: str, pipeline_start: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pipeline = pipeline
+        self.pipeline_start = pipeline_start  # the spec's start_date (see partition_date)
 
     @cached_property
     def settings(self) -> Settings:

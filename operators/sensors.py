@@ -34,9 +34,10 @@ class DropSensor(BaseSensorOperator):
     ui_color = "#f0f0f0"
 
     def __init__(self, *, pipeline: str, source_uri: str, source_format: str, deferrable: bool = True,
-                 completion: CompletionSpec | None = None, **kwargs: Any) -> None:
+                 completion: CompletionSpec | None = None, pipeline_start: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pipeline = pipeline
+        self.pipeline_start = pipeline_start  # the spec's start_date (see operators.base.partition_date)
         self.source_uri = source_uri
         self.source_format = source_format
         self.deferrable = deferrable

@@ -24,6 +24,8 @@ from operators.spec.models import STAGES, DagSpec, PipelineSpec, SourceBinding
 from operators.spec.rollback_dag import build_rollback_dag, rollback_dag_id
 from operators.spec.stages import BUILTIN, BuildRequest, hyper_parameter  # noqa: F401 (hyper_parameter: public)
 
+DAG_START = datetime(2000, 1, 1, tzinfo=UTC)
+
 
 def stage_order(stages: list[str], custom: dict[str, CustomStage] | None = None) -> list[str]:
     """Topological order of the chosen stages (fails loudly if the registry ever had a cycle)."""
@@ -63,14 +65,17 @@ def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) ->
         dag_id=f"{spec.pipeline}_{name}",
         description=dag_spec.description or f"{spec.description} ({name}: {', '.join(stages)})",
         schedule=_schedule(spec, dag_spec),
-        start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=UTC),
+        # Earlier than any spec's: Airflow creates no task before a DAG's start_date, so a run the UI
+        # triggers for an earlier date would run nothing and succeed. With catchup off nothing is
+        # backfilled; each task refuses a date before the spec's start_date (`pipeline_start`).
+        start_date=DAG_START,
         catchup=False,
         max_active_runs=dag_spec.max_active_runs,
         tags=sorted({"skylift", spec.pipeline, name, *spec.tags}),
         params=build_params(spec, dag_spec, stages),
         # Every task first refuses a conf key that is not one of this DAG's params (see refuse_undeclared_conf).
         default_args={"owner": spec.owner, "retries": spec.retries, "retry_delay": timedelta(seconds=30),
-                      "pre_execute": refuse_undeclared_conf},
+                      "pre_execute": refuse_undeclared_conf, "pipeline_start": spec.start_date.isoformat()},
         doc_md=_doc(spec, name, stages, source),
         render_template_as_native_obj=True,
     )

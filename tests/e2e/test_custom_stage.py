@@ -4,13 +4,11 @@ stage, keeps it when nothing changed, and features runs after it."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from include.lake import Lake
-from operators.project import Project
 from tests.e2e.custom_stage_project import write_custom_stage_project
+from tests.e2e.in_process import activate_project
 from tests.e2e.own_project import days, write_drop
 
 pytestmark = pytest.mark.e2e
@@ -18,21 +16,15 @@ DAY = days(1)[0]
 
 
 @pytest.fixture
-def project(tmp_path, skylift_env, monkeypatch):
+def dag_file(tmp_path, skylift_env, monkeypatch):
     root = write_custom_stage_project(tmp_path / "project")
     write_drop(skylift_env / "drops", DAY)
-    monkeypatch.setenv("SKYLIFT_PROJECT", str(root))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "home" / "dags"))
-    monkeypatch.syspath_prepend(str(root))
-    for name in ("parcel_stages", "parcel_stages.shares", "parcel_jobs", "parcel_jobs.features"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    return Project(root=root, home=tmp_path / "home")
+    return activate_project(monkeypatch, root, tmp_path / "home", packages=("parcel_stages", "parcel_jobs"))
 
 
-def test_custom_stage_publishes_its_partition_before_features(project, skylift_env):
+def test_custom_stage_publishes_its_partition_before_features(dag_file, skylift_env):
     from operators.embedded import load_dag, run_dag
 
-    dag_file = project.write_dag_files()[0]
     dag = load_dag("parcels_daily", dag_file)
     assert dag.get_task("heavy_share").upstream_task_ids == {"validate"}
     assert "heavy_share" in dag.get_task("features").upstream_task_ids

@@ -67,3 +67,20 @@ def test_an_ingest_neither_keeps_nor_replaces_another_pipelines_partition(skylif
     with pytest.raises(LakeError, match=f"raw/activity/ds={DS} was written by pipeline 'churn'"):
         ingest("spend")
     assert lake.require("raw", "activity", DS) == before
+
+
+def test_partition_date_refuses_a_date_before_the_pipelines_start_date():
+    """The compiler gives each task the spec's start_date; the DAG's own is earlier (see test_start_date)."""
+    from types import SimpleNamespace
+
+    from include.errors import SpecError
+    from operators.base import partition_date
+    from tests.conftest import task_context
+
+    task = SimpleNamespace(pipeline="parcels", pipeline_start="2026-03-01")
+    assert partition_date({**task_context("2026-03-01"), "task": task}) == "2026-03-01"
+    with pytest.raises(SpecError, match=r"2026-02-28 is before pipeline 'parcels'\'s start_date 2026-03-01: pick a "
+                                        r"later date"):
+        partition_date({**task_context("2026-02-28"), "task": task})
+    with pytest.raises(SpecError, match="2026-02-27 is before"):  # a `ds` from the trigger form, too
+        partition_date({**task_context("2026-03-05", params={"ds": "2026-02-27"}), "task": task})
