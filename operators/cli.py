@@ -89,9 +89,11 @@ def run_lint(args: argparse.Namespace) -> int:
         print(f"no spec files (*.yaml, *.yml) in {' '.join(args.specs)}", file=sys.stderr)
         return 2
     errors = failed = 0
+    shown: set[str] = set()  # a contract or suite that several specs name is reported once
     for path in paths:
         result = lint_spec(path)
-        problems = [p.lint_line() for p in result.problems]
+        problems = [line for line in (_relative(p).lint_line() for p in result.problems) if line not in shown]
+        shown.update(problems)
         if not problems and result.spec is not None:
             problems = _compile_problems(path)
         if problems:
@@ -103,6 +105,16 @@ def run_lint(args: argparse.Namespace) -> int:
     if errors:
         print(f"{errors} error(s) in {failed} of {len(paths)} spec(s)", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _relative(problem):
+    """A contract or suite under the working folder is shown as the spec names it, not as an absolute path."""
+    from dataclasses import replace
+
+    path = Path(problem.path)
+    if path.is_absolute() and path.is_relative_to(Path.cwd()):
+        return replace(problem, path=path.relative_to(Path.cwd()))
+    return problem
 
 
 def _compile_problems(path: Path) -> list[str]:

@@ -66,6 +66,8 @@ def lint_spec(path: str | Path) -> LintResult:
     problems = list(report.problems)
     if report.spec is not None and report.doc is not None:
         problems += _contents(report.doc, report.spec)
+    # the spec's own lines first, top to bottom, then each contract and suite it names
+    problems.sort(key=lambda p: (p.path != report.path, str(p.path), p.line or 0, p.column or 0))
     return LintResult(Path(path), report.spec, tuple(problems))
 
 
