@@ -24,8 +24,8 @@ class Strict(BaseModel):
 
 
 class WaitSpec(Strict):
-    timeout_minutes: int = Field(60, ge=1, le=24 * 60)
-    poke_seconds: int = Field(60, ge=5, le=3600)
+    timeout_minutes: int = Field(60, ge=1, le=24 * 60, description="how long the sensor waits for the day's drop")
+    poke_seconds: int = Field(60, ge=5, le=3600, description="how often it looks")
 
 
 FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]  # a file in the drop folder
@@ -68,10 +68,11 @@ class CompletionSpec(Strict):
 
 class SourceSpec(Strict):
     uri: str = Field(description="drop location; `{ds}` is the partition date; relative to the drops root")
-    format: Literal["csv", "jsonl", "parquet"] = "csv"
+    format: Literal["csv", "jsonl", "parquet"] = Field("csv", description="file format of the drop")
     schema_: str = Field(alias="schema", description="path of the schema contract (YAML)")
-    dataset: Name | None = None
-    wait: WaitSpec | None = None
+    dataset: Name | None = Field(None, description=(
+        "lake dataset the source is written to (default: the entry's name, or the pipeline's for `source:`)"))
+    wait: WaitSpec | None = Field(None, description="wait for the drop with a sensor before ingesting it")
     completion: CompletionSpec = Field(default_factory=CompletionSpec, description=(
         "when the drop counts as whole: marker or manifest, file count, settle time, date column"))
 
@@ -89,9 +90,11 @@ class SourceSpec(Strict):
 
 
 class ValidateSpec(Strict):
-    suite: str
-    on_failure: Literal["fail", "warn", "quarantine"] = "fail"
-    max_quarantine_share: float = Field(0.05, ge=0.0, le=1.0)
+    suite: str = Field(description="path of the expectation suite (YAML)")
+    on_failure: Literal["fail", "warn", "quarantine"] = Field("fail", description=(
+        "a failed expectation fails the run, warns, or sets its rows aside (an expectation may override it)"))
+    max_quarantine_share: float = Field(0.05, ge=0.0, le=1.0, description=(
+        "more rows set aside than this share fails the run"))
     on_empty: Literal["fail", "skip"] = Field(
         "fail", description="a date with no row left to validate: fail, or skip it and everything downstream")
 
@@ -129,8 +132,8 @@ class SourceBinding:
 
 class FeaturesSpec(Strict):
     job: str = Field(description="module:function of a PySpark feature job under an allowed package")
-    lookback_days: int = Field(7, ge=1, le=366)
-    dataset: Name | None = None
+    lookback_days: int = Field(7, ge=1, le=366, description="days of each source the job gets, the run day included")
+    dataset: Name | None = Field(None, description="lake dataset of the features (default: `<pipeline>_features`)")
 
     @field_validator("job")
     @classmethod
@@ -178,10 +181,11 @@ class ResourcesSpec(Strict):
 class TrainSpec(Strict):
     framework: Literal["xgboost", "pytorch"]
     task: Literal["classification", "regression"] = "classification"
-    target: str
-    key: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    params: dict[str, Any] = Field(default_factory=dict)
+    target: str = Field(description="the column the model learns (with `labels:`, labels.column)")
+    key: list[str] = Field(default_factory=list, description="entity key columns, never used as features")
+    exclude: list[str] = Field(default_factory=list, description="feature columns never used for training")
+    params: dict[str, Any] = Field(default_factory=dict, description=(
+        "hyper-parameters, checked against the framework's (include/training/params.py)"))
     window_days: int = Field(1, ge=1, le=366, description="how many daily feature partitions to train on")
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     holdout_days: int = Field(3, ge=1, le=365, description="with `labels:`: the newest label-complete days "
@@ -192,7 +196,7 @@ class TrainSpec(Strict):
 
 
 class RegisterSpec(Strict):
-    model_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+    model_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$", description="the registered model")
 
 
 class MustBeatSpec(Strict):
@@ -281,15 +285,17 @@ class ParamSpec(Strict):
 
 
 class DagSpec(Strict):
-    schedule: str | None = None
+    schedule: str | None = Field(None, description=(
+        "cron expression or preset (`@daily`), `on_new_features`, or null: on demand"))
     # Runs of different dates touch different partitions, so they may overlap; a scheduled run
     # waiting for a late drop must not block a manual one.
     max_active_runs: int = Field(4, ge=1, le=64)
     # built-in stages, or custom ones registered in Python (operators/spec/custom_stages.py); the
     # loader refuses a name that is neither
     stages: Literal["all"] | list[Name] = "all"
-    params: dict[str, ParamSpec] = Field(default_factory=dict)
-    description: str | None = None
+    params: dict[str, ParamSpec] = Field(default_factory=dict, description=(
+        "trigger-form hyper-parameters of a DAG that trains (names of train.params)"))
+    description: str | None = Field(None, description="the DAG's description (default: the pipeline's and stages)")
 
     @property
     def stage_list(self) -> list[str]:
@@ -306,10 +312,10 @@ class DagSpec(Strict):
 
 
 class PipelineSpec(Strict):
-    pipeline: Name
-    description: str
-    owner: str = "skylift"
-    tags: list[str] = Field(default_factory=list)
+    pipeline: Name = Field(description="the pipeline's name; its DAGs are `<pipeline>_<dag name>`")
+    description: str = Field(description="what the pipeline predicts (the DAGs' docs)")
+    owner: str = Field("skylift", description="the DAGs' owner")
+    tags: list[str] = Field(default_factory=list, description="the DAGs' tags")
     start_date: date = date(2026, 1, 1)
     retries: int = Field(1, ge=0, le=10)
     source: SourceSpec | None = None
