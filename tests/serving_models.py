@@ -6,6 +6,8 @@ logged model), and registered the way `RegisterModelOperator` registers them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -40,7 +42,11 @@ def register_version(tracking_uri: str, trees: int, seed: int, model: str = MODE
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        mlflow.set_experiment(f"{model}-training")
+        # An explicit artifact root beside the store: by default MLflow writes ./mlruns into the cwd.
+        artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
+        experiment = mlflow.get_experiment_by_name(f"{model}-training")
+        mlflow.set_experiment(experiment_id=experiment.experiment_id if experiment else mlflow.create_experiment(
+            f"{model}-training", artifact_location=artifacts.as_uri()))
         with mlflow.start_run() as run:
             signature = infer_signature(frame, booster.predict(xgb.DMatrix(frame)).astype(np.float32))
             info = mlflow.xgboost.log_model(booster, name="model", signature=signature)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from io import StringIO
 
+import anyio
+import anyio.to_thread
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +45,8 @@ def create_app(config: ServingConfig, follower: ChampionFollower | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Scoring is CPU work: more of it at once than cores only adds waiting (and oversubscribes XGBoost's threads).
+        app.state.scoring = anyio.CapacityLimiter(max(2, os.cpu_count() or 2))
         await run_in_threadpool(follower.start)
         try:
             yield
@@ -49,7 +54,7 @@ def create_app(config: ServingConfig, follower: ChampionFollower | None = None) 
             await run_in_threadpool(follower.stop)
 
     async def invocations(request: Request) -> Response:
-        return await _invocations(follower, metrics, request)
+        return await _invocations(follower, metrics, request, request.app.state.scoring)
 
     async def ping(request: Request) -> Response:
         if follower.current is None:
@@ -78,7 +83,8 @@ def create_app(config: ServingConfig, follower: ChampionFollower | None = None) 
     return app
 
 
-async def _invocations(follower: ChampionFollower, metrics: ServingMetrics, request: Request) -> Response:
+async def _invocations(follower: ChampionFollower, metrics: ServingMetrics, request: Request,
+                       scoring: anyio.CapacityLimiter) -> Response:
     started = time.perf_counter()
     served = follower.current  # pinned: this request finishes on this version whatever happens meanwhile
     try:
@@ -86,7 +92,8 @@ async def _invocations(follower: ChampionFollower, metrics: ServingMetrics, requ
             return _refuse(metrics, 503, "no_model", "MODEL_NOT_READY", follower.problem or "no model loaded")
         body = await request.body()
         try:
-            answer, rows = await run_in_threadpool(_score, served, body, request.headers.get("content-type"))
+            answer, rows = await anyio.to_thread.run_sync(_score, served, body, request.headers.get("content-type"),
+                                                          limiter=scoring)
         except PayloadError as exc:
             return _refuse(metrics, exc.status, exc.kind, "BAD_REQUEST", str(exc))
         except Exception as exc:  # the model itself failed: a server error, logged with its traceback

@@ -38,7 +38,7 @@ def parse_payload(body: bytes, content_type: str | None, columns: list[str], dty
         raise PayloadError(f"missing column(s) {missing} that the model's signature requires (it takes {columns}; "
                            f"the payload has {[str(c) for c in frame.columns]})", "missing_columns")
     return pd.DataFrame({name: _typed(frame[name], name, np.dtype(dtype))
-                         for name, dtype in zip(columns, dtypes, strict=True)})
+                         for name, dtype in zip(columns, dtypes, strict=True)}, copy=False)
 
 
 def _mime_type(content_type: str | None) -> str:
@@ -108,43 +108,48 @@ def _read_csv(body: bytes) -> pd.DataFrame:
         raise PayloadError(f"the CSV body cannot be read: {exc.message}", "bad_csv") from exc
 
 
-def _typed(values: pd.Series, name: str, dtype: np.dtype) -> pd.Series:
+def _typed(values: pd.Series, name: str, dtype: np.dtype) -> np.ndarray:
     """`values` as `dtype`, refusing any value that would change or be lost on the way."""
     if dtype.kind in "fiu":
-        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-            numbers = pd.to_numeric(values.astype(object).where(values.notna(), None).map(_number), errors="coerce")
-        else:  # already numbers (the common case): no per-value work
-            numbers = values
-        bad = values.notna() & numbers.isna()
-        if bad.any():
-            _refuse(values, bad, name, dtype, "numbers")
-        if dtype.kind in "iu":
-            if values.isna().any():
-                _refuse(values, values.isna(), name, dtype, "integers, not nulls")
+        numbers = _numbers(values, name, dtype)
+        if dtype.kind in "iu" and numbers.dtype.kind == "f":
+            nulls = np.isnan(numbers)
+            if nulls.any():
+                _refuse(values, nulls, name, dtype, "integers, not nulls")
             fractional = numbers != np.floor(numbers)
             if fractional.any():
                 _refuse(values, fractional, name, dtype, "whole numbers")
         return numbers.astype(dtype)
     if dtype.kind == "b":
-        flags = values.map(lambda v: v if isinstance(v, bool | np.bool_) else None)
-        bad = flags.isna()
+        flags = values.to_numpy(dtype=object)
+        bad = np.array([not isinstance(v, bool | np.bool_) for v in flags], dtype=bool)
         if bad.any():
             _refuse(values, bad, name, dtype, "true or false")
         return flags.astype(bool)
-    return values.astype(dtype)
+    return values.to_numpy().astype(dtype)
 
 
-def _number(value: Any) -> Any:
-    """Numbers stay numbers (bools too, as 0/1); text is not a number here, whatever it spells."""
-    if isinstance(value, bool | np.bool_):
-        return int(value)
-    if isinstance(value, int | float | np.integer | np.floating):
-        return value
-    return None if value is None else np.nan
+def _numbers(values: pd.Series, name: str, dtype: np.dtype) -> np.ndarray:
+    """The column as numbers (nulls as NaN); text is not a number here, whatever it spells."""
+    if values.dtype.kind in "iu":
+        return values.to_numpy()
+    if values.dtype.kind == "f":  # the common case: no per-value work
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    cells = values.to_numpy(dtype=object)
+    numbers = np.full(len(cells), np.nan)
+    bad = np.zeros(len(cells), dtype=bool)
+    for i, cell in enumerate(cells):
+        if isinstance(cell, bool | np.bool_ | int | float | np.integer | np.floating):
+            numbers[i] = float(cell)
+        elif cell is not None and cell is not pd.NA:
+            bad[i] = True
+    if bad.any():
+        _refuse(values, bad, name, dtype, "numbers")
+    return numbers
 
 
-def _refuse(values: pd.Series, bad: pd.Series, name: str, dtype: np.dtype, wanted: str) -> None:
-    rows = [int(i) if isinstance(i, int | np.integer) else i for i in list(values.index[bad.to_numpy()])]
+def _refuse(values: pd.Series, bad: np.ndarray, name: str, dtype: np.dtype, wanted: str) -> None:
+    rows = [int(i) if isinstance(i, int | np.integer) else i for i in list(values.index[bad])]
     shown = ", ".join(f"row {row}: {_plain(values.loc[row])!r}" for row in rows[:SHOWN_ROWS])
     more = f" and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else ""
     raise PayloadError(f"column {name!r} must hold {wanted} (the model's signature says {dtype}); {shown}{more}",

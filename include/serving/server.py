@@ -29,3 +29,27 @@ def run(config: ServingConfig, host: str, port: int,
         server.run()
     finally:
         follower.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m include.serving.server MODEL --tracking-uri URI`: serve any registry's champion (a
+    tracking server in production; `skylift serve` covers the embedded default)."""
+    import argparse
+    import logging
+
+    from include.serving.follower import ServingConfig
+
+    parser = argparse.ArgumentParser(prog="python -m include.serving.server", description=main.__doc__)
+    parser.add_argument("model", help="the registered model whose champion alias to serve")
+    parser.add_argument("--tracking-uri", required=True, help="MLflow tracking URI (the registry follows it)")
+    parser.add_argument("--registry-uri", help="MLflow registry URI, when it differs from the tracking URI")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5050)
+    parser.add_argument("--poll-seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    run(ServingConfig(args.model, args.tracking_uri, args.registry_uri, args.poll_seconds), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
