@@ -8,6 +8,7 @@
     skylift schema > dags/pipelines/skylift-spec.schema.json   the spec's JSON Schema, for editors
     skylift run PIPELINE --date D [--dag NAME] [--conf JSON] [--project DIR]   run your own pipeline
     skylift backfill PIPELINE --from D1 --to D2 [...]   the same for every date of a range
+    skylift plan PIPELINE --date D [--dag NAME] [--conf JSON]   what a run would do, without doing it
     skylift ui [--project DIR]                   the Airflow UI on the same DAGs, lake and MLflow
     skylift serve PIPELINE [--port N]            HTTP predictions from the pipeline's champion, following the alias
     skylift verify [ZONE[/DATASET[/DS]]]         check lake partitions' files against their manifests
@@ -25,7 +26,7 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from operators import registry_cli, runner, serve, ui
+from operators import plan, registry_cli, runner, serve, ui
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_END = date(2026, 11, 24)
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("target", nargs="?", help="a zone, zone/dataset or zone/dataset/YYYY-MM-DD (default: all)")
     verify.set_defaults(func=run_verify)
     runner.add_commands(sub)
+    plan.add_command(sub)
     registry_cli.add_commands(sub)
     ui.add_command(sub)
     serve.add_command(sub)

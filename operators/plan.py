@@ -1,0 +1,239 @@
+"""`skylift plan PIPELINE --date D`: what a run would do, without doing it.
+
+The DAG is compiled exactly as Airflow would, and each task is described in run order: the lake
+partitions it reads and writes, whether what it writes exists already (a stage keeps a partition
+whose inputs and settings are unchanged; the plan says so instead of guessing), and for training
+the operator's own preparation: the feature and label partitions, the reuse key, whether a
+finished MLflow run would be reused, and the training pod as it would be submitted. Nothing is
+written: no run, no partition, no MLflow run, no pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from operators.project import Project
+from operators.runner import RunRequest, _guarded, add_location_options, parse_conf
+from operators.runner import plan as checked_run
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    task_id: str
+    after: tuple[str, ...]
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    dag_id: str
+    ds: str
+    conf: dict[str, Any]
+    tasks: tuple[PlannedTask, ...]
+
+    def render(self) -> str:
+        lines = [f"{self.dag_id} for {self.ds}" + (f" with conf {self.conf}" if self.conf else "") + ":"]
+        for number, task in enumerate(self.tasks, 1):
+            after = f"  (after {', '.join(task.after)})" if task.after else ""
+            lines.append(f"{number:>2}. {task.task_id}{after}")
+            lines += [f"      reads   {item}" for item in task.reads]
+            lines += [f"      writes  {item}" for item in task.writes]
+            for note in task.notes:
+                first, *rest = note.splitlines()
+                lines.append(f"      {first}")
+                lines += [f"        {line}" for line in rest]
+        return "\n".join(lines)
+
+
+def plan_run(project: Project, pipeline: str, day: date, dag_name: str | None,
+             conf: dict[str, Any] | None) -> RunPlan:
+    from operators.spec.compiler import dags_from_spec_file
+    from operators.spec.loader import load_spec
+
+    spec_file, dag_id = checked_run(project, RunRequest(pipeline, dag_name, (day,), conf))
+    spec = load_spec(spec_file)
+    dag = dags_from_spec_file(spec_file)[dag_id]
+    params = {name: param.value for name, param in dag.params.items()}
+    params.update(conf or {})
+    dag.params.validate()
+    unknown = sorted(set(conf or {}) - set(dag.params))
+    if unknown:
+        from include.errors import SpecError
+
+        raise SpecError(f"--conf has {unknown}, not parameters of {dag_id}; its parameters are {sorted(dag.params)}")
+    ds = str(params.get("ds") or day.isoformat())
+    planner = _Planner(spec, dag, ds, params)
+    return RunPlan(dag_id, ds, dict(conf or {}), tuple(planner.task(t) for t in dag.topological_sort()))
+
+
+class _Planner:
+    def __init__(self, spec: Any, dag: Any, ds: str, params: dict[str, Any]) -> None:
+        from operators.hooks.lake import LakeHook
+        from operators.settings import Settings
+
+        self.spec, self.dag, self.ds, self.params = spec, dag, ds, params
+        self.settings = Settings.resolve()
+        self.lake = LakeHook(self.settings.lake_root, self.settings.lake_conn_id).get_lake()
+
+    def task(self, task: Any) -> PlannedTask:
+        after = tuple(sorted(task.upstream_task_ids))
+        describe = getattr(self, f"_{type(task).__name__}", None)
+        reads, writes, notes = describe(task) if describe else ((), (), ())
+        return PlannedTask(task.task_id, after, tuple(reads), tuple(writes), tuple(notes))
+
+    # ---- partitions ----
+    def _partition(self, zone: str, dataset: str, ds: str | None = None) -> str:
+        ds = ds or self.ds
+        path = f"{self.lake.root}/{zone}/{dataset}/ds={ds}"
+        manifest = self.lake.manifest(zone, dataset, ds)
+        if manifest is None:
+            return f"{path}  [not there yet: built]"
+        if self.params.get("rebuild"):
+            return f"{path}  [exists: rebuilt (rebuild=true)]"
+        return (f"{path}  [exists, {manifest.row_count} rows, built {manifest.created_at[:19]} by "
+                f"{manifest.run_id}: kept if its inputs and settings are unchanged, else rebuilt]")
+
+    def _present(self, zone: str, dataset: str, ds: str) -> str:
+        there = self.lake.manifest(zone, dataset, ds) is not None
+        return f"{self.lake.root}/{zone}/{dataset}/ds={ds}" + ("" if there else "  [missing]")
+
+    def _window(self, days: int) -> list[str]:
+        last = date.fromisoformat(self.ds)
+        return [(last - timedelta(days=n)).isoformat() for n in range(days - 1, -1, -1)]
+
+    # ---- one method per operator class ----
+    def _DropSensor(self, task: Any):  # noqa: N802 - named after the operator class
+        from operators.drops import render_drop_uri
+
+        return [render_drop_uri(task.source_uri, self.ds, self.settings.drops_root)], [], [
+            "waits until the drop is complete (" + ", ".join(
+                f"{k}={v}" for k, v in task.completion.model_dump(exclude_defaults=True).items()) + ")"
+            if task.completion.model_dump(exclude_defaults=True) else "waits until the drop has files"]
+
+    def _IngestOperator(self, task: Any):  # noqa: N802
+        from operators.drops import render_drop_uri
+
+        return ([render_drop_uri(task.source_uri, self.ds, self.settings.drops_root), f"contract {task.schema_file}"],
+                [self._partition("raw", task.dataset)], [])
+
+    def _ValidateOperator(self, task: Any):  # noqa: N802
+        return ([self._present("raw", task.dataset, self.ds), f"suite {task.suite_file}"],
+                [self._partition("validated", task.dataset)],
+                [f"on failure: {task.on_failure} (quarantine share at most {task.max_quarantine_share}); "
+                 f"on an empty day: {task.on_empty}"])
+
+    def _FeaturesOperator(self, task: Any):  # noqa: N802
+        from operators.hooks.spark import DEFAULT_CONF, driver_address
+
+        sources = task.sources or {task.source_dataset: task.source_dataset}
+        window = self._window(task.lookback_days)
+        reads = [f"{self.lake.root}/validated/{dataset}/ds={window[0]}..{window[-1]} "
+                 f"({sum(self.lake.manifest('validated', dataset, d) is not None for d in window)} of "
+                 f"{len(window)} days there)" for dataset in sources.values()]
+        conf = {**DEFAULT_CONF, **driver_address(self.settings.spark_master)}
+        spark = "\n".join(f"{k} = {v}" for k, v in sorted(conf.items()))
+        return reads, [self._partition("features", task.dataset)], [
+            f"job {task.job}", f"Spark master {self.settings.spark_master}, configuration:\n{spark}"]
+
+    def _TrainModelOperator(self, task: Any):  # noqa: N802
+        from operators.train_reuse import find_reusable
+
+        notes = [f"MLflow experiment skylift/{task.pipeline} at {self.settings.mlflow_tracking_uri}",
+                 f"{task.framework} {task.model_task}, target {task.target}, execution {task.execution}"]
+        context = self._context(task)
+        try:
+            config, key = task.prepare(context, self.settings)
+        except Exception as exc:  # noqa: BLE001 - what the task itself would raise, or skip with
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            verdict = "skips (and so do register and deploy)" if isinstance(exc, AirflowSkipException) else \
+                f"fails with {type(exc).__name__}"
+            return [], [], [*notes, f"{verdict}: {exc}", self._pod(task, context)]
+        reads = [f"{self.lake.root}/features/{task.dataset}/ds={d}" for d in config["dates"]]
+        labels = config.get("labels")
+        if labels:
+            holdout = ", ".join(labels["holdout_dates"])
+            reads.append(f"{self.lake.root}/validated/{labels['dataset']}/ds={','.join(labels['arrivals'])} "
+                         f"(label drops landed by {labels['cutoff']}; holdout days {holdout})")
+        notes.append(f"model parameters {config['params']}")
+        notes.append(f"reuse key {key[:16]}…")
+        if not task.reuse_unchanged:
+            notes.append("trains a new model (a DAG run only by hand always trains)")
+        else:
+            from operators.hooks.mlflow import MlflowHook
+
+            earlier = find_reusable(MlflowHook(self.settings.mlflow_tracking_uri).client, config["experiment"], key)
+            notes.append(f"reuses finished MLflow run {earlier['run_id']} (same partitions, parameters and code)"
+                         if earlier else "trains a new model (no finished MLflow run with this key)")
+        notes.append(self._pod(task, context))
+        return reads, [f"MLflow run in experiment {config['experiment']} (model artifact)"], notes
+
+    def _pod(self, task: Any, context: dict[str, Any]) -> str:
+        import yaml
+        from kubernetes.client import ApiClient
+
+        pod = task.build_pod_request_obj(context, dry_run=True)
+        body = ApiClient().sanitize_for_serialization(pod)
+        where = "submitted to Kubernetes" if task.execution == "kubernetes" else \
+            "not submitted: train.execution is local, the same command runs in a local process"
+        return f"training pod ({where}):\n" + yaml.safe_dump(body, sort_keys=False).rstrip()
+
+    def _context(self, task: Any) -> dict[str, Any]:
+        from types import SimpleNamespace
+
+        logical = datetime.fromisoformat(self.ds).replace(tzinfo=UTC)
+        ti = SimpleNamespace(dag_id=self.dag.dag_id, task_id=task.task_id, run_id=f"plan__{self.ds}", try_number=1,
+                             map_index=-1)
+        return {"ti": ti, "task_instance": ti, "params": dict(self.params), "logical_date": logical, "task": task,
+                "dag": self.dag, "ds": self.ds, "run_id": ti.run_id,
+                "dag_run": SimpleNamespace(run_id=ti.run_id, conf={}, run_after=logical, logical_date=logical)}
+
+    def _RegisterModelOperator(self, task: Any):  # noqa: N802
+        return [f"the MLflow run of task {task.train_task_id}"], [f"a new version of registered model "
+                                                                  f"{task.model_name} (alias challenger)"], []
+
+    def _DeployModelOperator(self, task: Any):  # noqa: N802
+        gate = {k: v for k, v in task.gate.items() if v is not None}
+        force = " (force_deploy: promoted whatever the gate says)" if self.params.get("force_deploy") else ""
+        return ([f"the version task {task.register_task_id} registers, and {task.model_name}@champion"],
+                [f"{task.model_name}@champion if the challenger passes the gate{force}"], [f"gate {gate}"])
+
+    def _BatchScoreOperator(self, task: Any):  # noqa: N802
+        return ([self._present("features", task.features_dataset, self.ds), f"model {task.model_name}@champion"],
+                [self._partition("predictions", task.dataset)], [])
+
+    def _EvaluateOperator(self, task: Any):  # noqa: N802
+        scored = (date.fromisoformat(self.ds) - timedelta(days=task.delay_days)).isoformat()
+        return ([self._present("predictions", task.predictions_dataset, scored),
+                 self._present("validated", task.labels_dataset, self.ds)],
+                [self._partition("evaluations", task.dataset, scored)],
+                [f"live metrics of the predictions for {scored}, whose outcomes are complete on {self.ds}"])
+
+    def _CustomStageOperator(self, task: Any):  # noqa: N802
+        return ([self._present(zone, dataset, self.ds) for zone, dataset in task.inputs],
+                [self._partition(task.zone, task.dataset)],
+                [f"custom stage {task.stage_name} from {task.stage_module}, config {task.config}"])
+
+
+def command_plan(args: argparse.Namespace) -> int:
+    def body(project: Project) -> int:
+        found = plan_run(project, args.pipeline, args.date, args.dag, parse_conf(args.conf))
+        print(found.render())
+        return 0
+
+    return _guarded(args, body)
+
+
+def add_command(sub: Any) -> None:
+    cmd = sub.add_parser("plan", help="what a run of a pipeline's DAG for one date would do, without doing it")
+    cmd.add_argument("pipeline", help="the pipeline's name")
+    cmd.add_argument("--date", type=date.fromisoformat, required=True, help="the partition date")
+    cmd.add_argument("--dag", help="which of the spec's dags: (default: the first one)")
+    cmd.add_argument("--conf", help="trigger parameters as JSON")
+    add_location_options(cmd)
+    cmd.set_defaults(func=command_plan)

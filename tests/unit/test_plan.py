@@ -1,0 +1,71 @@
+"""`skylift plan` (operators/plan.py): what a run would do, read from the spec, the lake and the
+training operator's own preparation; nothing is written."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from include.errors import SpecError
+from include.lake import Lake
+from operators.plan import plan_run
+from operators.project import Project
+from tests.e2e.own_project import write_project
+
+DAY = date(2026, 3, 2)
+
+
+@pytest.fixture
+def project(tmp_path, skylift_env, monkeypatch):
+    root = write_project(tmp_path / "project")
+    monkeypatch.setenv("SKYLIFT_PROJECT", str(root))
+    monkeypatch.syspath_prepend(str(root))
+    for name in [m for m in sys.modules if m.split(".")[0] == "parcel_jobs"]:
+        monkeypatch.delitem(sys.modules, name)  # another test's copy of the project
+    lake = Lake(f"file://{skylift_env}/lake")
+    with lake.publish("raw", "shipments", DAY.isoformat(), run_id="manual__earlier") as writer:
+        writer.write_table(pa.table({"shipment_id": ["a"], "late": [0]}))
+    with lake.publish("features", "parcels_features", DAY.isoformat(), run_id="manual__earlier") as writer:
+        writer.write_table(pa.table({"shipment_id": ["a", "b"], "km_per_kg": [1.0, 2.0], "late": [0, 1]}))
+    return Project(root=root, home=tmp_path / "home")
+
+
+def test_the_daily_plan_says_what_exists_and_what_is_built(project, skylift_env):
+    before = sorted(p.relative_to(skylift_env) for p in skylift_env.rglob("*"))
+    plan = plan_run(project, "parcels", DAY, None, None)
+    assert [t.task_id for t in plan.tasks] == ["ingest", "validate"]
+    ingest, validate = plan.tasks
+    assert ingest.reads[0] == f"file://{skylift_env}/drops/shipments/{DAY}/"
+    assert ingest.writes == (f"file://{skylift_env}/lake/raw/shipments/ds={DAY}  [exists, 1 rows, built "
+                             f"{ingest.writes[0].split('built ')[1].split(' by')[0]} by manual__earlier: kept if its "
+                             "inputs and settings are unchanged, else rebuilt]",)
+    assert validate.after == ("ingest",)
+    assert validate.writes == (f"file://{skylift_env}/lake/validated/shipments/ds={DAY}  [not there yet: built]",)
+    rebuilt = plan_run(project, "parcels", DAY, None, {"rebuild": True})
+    assert rebuilt.tasks[0].writes[0].endswith("[exists: rebuilt (rebuild=true)]")
+    assert sorted(p.relative_to(skylift_env) for p in skylift_env.rglob("*")) == before  # nothing written
+
+
+def test_the_retrain_plan_shows_the_training_partitions_and_the_pod(project, skylift_env):
+    plan = plan_run(project, "parcels", DAY, "retrain", {"max_depth": 5})
+    train = next(t for t in plan.tasks if t.task_id == "train")
+    assert train.after == ("features",)
+    assert train.reads == (f"file://{skylift_env}/lake/features/parcels_features/ds={DAY}",)
+    notes = "\n".join(train.notes)
+    assert "model parameters {'max_depth': 5, 'eta': 0.3, 'num_boost_round': 20}" in notes
+    assert "trains a new model (a DAG run only by hand always trains)" in notes
+    assert "training pod (not submitted: train.execution is local" in notes and "kind: Pod" in notes
+    deploy = next(t for t in plan.tasks if t.task_id == "deploy")
+    assert "'metric': 'auc'" in deploy.notes[0]
+    text = plan.render()
+    assert text.startswith(f"parcels_retrain for {DAY} with conf {{'max_depth': 5}}:\n 1. features\n")
+
+
+def test_a_date_before_start_date_or_an_unknown_param_is_refused(project):
+    with pytest.raises(SpecError, match="is before parcels' start_date 2026-03-01"):
+        plan_run(project, "parcels", date(2026, 2, 1), None, None)
+    with pytest.raises(SpecError, match=r"--conf has \['depth'\], not parameters of parcels_retrain"):
+        plan_run(project, "parcels", DAY, "retrain", {"depth": 5})
