@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.bench_ingest
 	$(PY) -m benchmarks.bench_lake
 	$(PY) -m benchmarks.bench_scoring
+	$(PY) -m benchmarks.bench_serving
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
