@@ -394,6 +394,8 @@ def _check_model_params(doc: YamlDocument) -> list[SpecProblem]:
     train = doc.data.get("train")
     if not isinstance(train, dict) or train.get("framework") not in model_params.MODELS:
         return []
+    if not isinstance(train.get("params", {}), dict):
+        return []  # the schema reports it
     framework = train["framework"]
     problems = []
     for found in model_params.problems(framework, train.get("params", {})):

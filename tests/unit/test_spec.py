@@ -242,3 +242,24 @@ def test_feature_job_must_exist_without_importing_it(tmp_path, job, needle):
         load_spec(path)
     assert str(err.value) == f"{path}:{line_of(path, 'job:')}: features.job: {needle}"
     assert "pyspark" not in sys.modules or "include.features.churn" not in sys.modules
+
+
+def test_every_problem_is_raised_at_once(tmp_path):
+    """The DAG file shows one SpecError listing each problem on its own line, not just the first."""
+    path = write(tmp_path, CHURN.replace("metric: auc", "metric: acu").replace('"0 2 * * *"', '"0 2 * *"')
+                 .replace("max_depth: 4, eta", "max_dept: 4, eta"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    lines = str(err.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["deploy.gate.metric", "dags.nightly.schedule",
+                                                       "train.params.max_dept"]
+    assert all(line.startswith(f"{path}:") for line in lines)
+
+
+def test_a_schema_error_does_not_hide_a_bad_cron(tmp_path):
+    path = write(tmp_path, CHURN.replace("  lookback_days: 7", "  lookback_dayz: 7")
+                 .replace('"0 2 * * *"', '"0 2 * *"'))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert [line.split(": ")[1] for line in str(err.value).splitlines()] == ["features.lookback_dayz",
+                                                                             "dags.nightly.schedule"]
