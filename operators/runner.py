@@ -73,7 +73,6 @@ def parse_conf(text: str | None) -> dict[str, Any] | None:
 def plan(project: Project, request: RunRequest) -> tuple[Path, str]:
     """The spec file and dag_id to run, after every check that needs no Airflow."""
     from operators.spec.loader import load_spec
-    from operators.spec.yaml_source import load_yaml
 
     spec_file = project.spec_file(request.pipeline)
     spec = load_spec(spec_file)
@@ -83,13 +82,23 @@ def plan(project: Project, request: RunRequest) -> tuple[Path, str]:
                         f"(dags: in {spec_file})")
     for day in request.days:
         if day < spec.start_date:
-            doc = load_yaml(spec_file)
-            where = doc.where(("start_date",)) if ("start_date",) in doc.lines else \
-                f"{spec_file} (start_date is not set: it defaults to {spec.start_date})"
+            where = _start_date_line(spec_file, spec.start_date)
             owner = spec.pipeline + ("'" if spec.pipeline.endswith("s") else "'s")
             raise SpecError(f"{day} is before {owner} start_date {spec.start_date}: set start_date in "
                             f"{where} or pick a later date")
     return spec_file, f"{spec.pipeline}_{dag_name}"
+
+
+def _start_date_line(spec_file: Path, start: date) -> str:
+    """Where the spec's start_date comes from: its own line, the folder's `_defaults.yaml`, or the default."""
+    from operators.spec.defaults import folder_defaults
+    from operators.spec.yaml_source import load_yaml
+
+    for path in (spec_file, folder_defaults(spec_file.parent).path):
+        doc = load_yaml(path) if path is not None else None
+        if doc is not None and ("start_date",) in doc.lines:
+            return doc.where(("start_date",))
+    return f"{spec_file} (start_date is not set: it defaults to {start})"
 
 
 class MetadataDb:

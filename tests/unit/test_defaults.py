@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from include.errors import SpecError
@@ -15,6 +17,8 @@ def folder(tmp_path, monkeypatch):
     root = write_project(tmp_path / "project")
     monkeypatch.setenv("SKYLIFT_PROJECT", str(root))
     monkeypatch.syspath_prepend(str(root))
+    for name in [m for m in sys.modules if m.split(".")[0] == "parcel_jobs"]:
+        monkeypatch.delitem(sys.modules, name)  # another test's copy of the project
     spec = root / "dags" / "pipelines" / "parcels.yaml"
     # the spec keeps its own retries (0) and drops its owner and tags
     spec.write_text(spec.read_text().replace("owner: logistics\n", "").replace("tags: [xgboost, classification]\n",
@@ -54,3 +58,16 @@ def test_the_defaults_file_is_no_spec(folder, tmp_path):
     project = Project(root=folder.parent.parent, home=tmp_path / "home")
     assert [p.name for p in project.spec_files()] == ["parcels.yaml"]
     assert [p.name for p in project.write_dag_files()] == ["parcels_pipeline.py"]
+
+
+def test_a_date_before_an_inherited_start_date_names_the_defaults_line(folder, tmp_path):
+    from datetime import date
+
+    from operators.runner import RunRequest, plan
+
+    spec = folder / "parcels.yaml"
+    spec.write_text(spec.read_text().replace("start_date: 2026-03-01\n", ""))
+    (folder / "_defaults.yaml").write_text("owner: data-platform\nstart_date: 2026-02-01\n")
+    project = Project(root=folder.parent.parent, home=tmp_path / "home")
+    with pytest.raises(SpecError, match=rf"set start_date in {folder / '_defaults.yaml'}:2: start_date or pick"):
+        plan(project, RunRequest("parcels", None, (date(2026, 1, 31),), None))
