@@ -100,6 +100,8 @@ def run_lint(args: argparse.Namespace) -> int:
         if problems:
             errors, failed = errors + len(problems), failed + 1
             print("\n".join(problems), file=sys.stderr)
+        elif result.spec is None:
+            print(f"{path}: ok (shared defaults of the specs beside it)")
         else:
             spec = result.spec
             print(f"{path}: ok ({spec.pipeline}: {', '.join(f'{spec.pipeline}_{name}' for name in spec.dags)})")

@@ -55,13 +55,23 @@ def spec_files(targets: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for target in map(Path, targets):
         if target.is_dir():
-            found += sorted(p for p in target.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+            # `_defaults.yaml` (shared settings, checked with each spec that inherits them) is no spec
+            found += sorted(p for p in target.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file()
+                            and not p.name.startswith("_"))
         else:
             found.append(target)
     return found
 
 
 def lint_spec(path: str | Path) -> LintResult:
+    if Path(path).name.startswith("_"):  # a folder's shared defaults, named on their own
+        from operators.spec.defaults import folder_defaults
+
+        try:
+            folder_defaults(Path(path).parent)
+        except SpecProblems as exc:
+            return LintResult(Path(path), None, exc.problems)
+        return LintResult(Path(path), None, ())
     report = inspect_spec(path)
     problems = list(report.problems)
     if report.spec is not None and report.doc is not None:

@@ -71,3 +71,13 @@ def test_a_date_before_an_inherited_start_date_names_the_defaults_line(folder, t
     project = Project(root=folder.parent.parent, home=tmp_path / "home")
     with pytest.raises(SpecError, match=rf"set start_date in {folder / '_defaults.yaml'}:2: start_date or pick"):
         plan(project, RunRequest("parcels", None, (date(2026, 1, 31),), None))
+
+
+def test_lint_takes_the_defaults_for_no_spec_but_checks_them_when_named(folder):
+    from operators.spec.lint import lint_spec, spec_files
+
+    defaults = folder / "_defaults.yaml"
+    defaults.write_text("owner: data-platform\nretries: -1\n")
+    assert spec_files([folder]) == [folder / "parcels.yaml"]
+    (problem,) = lint_spec(defaults).problems
+    assert problem.lint_line() == f"{defaults}:2:1: retries: Input should be greater than or equal to 0"
