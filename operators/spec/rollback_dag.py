@@ -3,7 +3,7 @@ the model's champion to an earlier version (see include/rollback.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
@@ -25,6 +25,7 @@ def rollback_dag_id(spec: PipelineSpec) -> str | None:
 def build_rollback_dag(spec: PipelineSpec, source: Path) -> DAG:
     from include.errors import SpecError
     from operators.rollback import RollbackModelOperator
+    from operators.spec.compiler import DAG_START  # loaded already: the compiler calls this
 
     if DAG_NAME in spec.dags:
         raise SpecError(f"{source}: dags.{DAG_NAME} is reserved: Skylift adds {spec.pipeline}_{DAG_NAME} to every "
@@ -34,7 +35,7 @@ def build_rollback_dag(spec: PipelineSpec, source: Path) -> DAG:
         dag_id=rollback_dag_id(spec),
         description=f"return {model}'s champion to an earlier version (smoke-tested, recorded in its audit trail)",
         schedule=None,
-        start_date=datetime.combine(spec.start_date, datetime.min.time(), tzinfo=UTC),
+        start_date=DAG_START,  # a rollback belongs to no date: any trigger's logical date gets its task
         catchup=False,
         max_active_runs=1,
         tags=sorted({"skylift", spec.pipeline, DAG_NAME, *spec.tags}),
