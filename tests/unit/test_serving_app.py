@@ -166,3 +166,26 @@ def test_without_a_champion_the_app_says_why_and_answers_503(store):
         assert response.status_code == 503
         assert response.json()["error_code"] == "MODEL_NOT_READY"
         assert 'skylift_serving_errors_total{kind="no_model"} 1.0' in http.get("/metrics").text
+
+
+def test_a_champion_that_cannot_be_loaded_leaves_the_current_one_serving(client, store):
+    import shutil
+    from pathlib import Path
+
+    from include import registry
+
+    broken = register_version(store["uri"], trees=2, seed=3)
+    source = registry.client_for(store["uri"]).get_model_version_download_uri(MODEL, broken)
+    shutil.rmtree(Path(source.removeprefix("file://")))  # its files are gone: it cannot load
+    follower = client.app.state.follower
+    make_champion(store["uri"], broken)
+    try:
+        follower.check_safely()  # what the poller does; it must not raise
+        assert follower.current.version == store["one"]
+        assert f"cannot download version {broken} of model '{MODEL}'" in follower.problem
+        response = client.post("/invocations", json={"dataframe_records": ROWS.to_dict(orient="records")})
+        assert response.status_code == 200
+        assert response.headers[VERSION_HEADER] == store["one"]
+        assert 'skylift_serving_reloads_total{outcome="failed"} 1.0' in client.get("/metrics").text
+    finally:
+        make_champion(store["uri"], store["one"])
