@@ -25,6 +25,15 @@ os.environ.update({
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs two pytest-xdist workers with `--dist loadgroup`: every test that shares the
+    session's production stack goes to one worker (the stack starts once), and every other module
+    stays whole on one worker (its module-scoped fixtures, such as a night of drops, run once)."""
+    for item in items:
+        group = "stack" if "stack" in item.fixturenames else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture
 def skylift_env(tmp_path, monkeypatch):
     """Embedded Skylift settings under a per-test folder; returns the folder."""
@@ -109,7 +118,7 @@ def landed(stack, api, tmp_path_factory):
         runs = {day: api.trigger("churn_nightly", None, {"ds": day.isoformat()}) for day in nights}
         for day, run_id in runs.items():
             state = api.wait_for_run("churn_nightly", run_id, timeout=600)
-            assert state == "success", f"history night {day}: {api.task_states('churn_nightly', run_id)}"
+            assert state == "success", f"history night {day}: {api.failure_report('churn_nightly', run_id)}"
     return local
 
 
