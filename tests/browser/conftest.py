@@ -29,22 +29,7 @@ NIGHTLY_LOGICAL_DATE = f"{END.isoformat()}T06:00:00Z"
 
 
 def run_failure(api: AirflowApi, dag_id: str, run_id: str) -> str:
-    """Task states and, for each failed task, the end of its last try's log and its exception."""
-    lines = [f"{dag_id} {run_id}: {api.task_states(dag_id, run_id)}"]
-    for ti in api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]:
-        if ti["state"] != "failed":
-            continue
-        body = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/"
-                       f"{ti['try_number']}?full_content=true")
-        events = []
-        for item in body.get("content") or []:
-            if not isinstance(item, dict):
-                events.append(str(item))
-                continue
-            events.append(str(item.get("event", "")))
-            events += [f"{e.get('exc_type')}: {e.get('exc_value')}" for e in item.get("error_detail") or []]
-        lines.append(f"--- {ti['task_id']} (try {ti['try_number']}):\n" + "\n".join(events)[-3000:])
-    return "\n".join(lines)
+    return api.failure_report(dag_id, run_id)
 
 
 class NightlyRun:

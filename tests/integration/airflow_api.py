@@ -70,3 +70,22 @@ class AirflowApi:
         if isinstance(content, list):
             return "\n".join(item.get("event", "") if isinstance(item, dict) else str(item) for item in content)
         return str(content)
+
+    def failure_report(self, dag_id: str, run_id: str) -> str:
+        """Task states and, for each failed task, the end of its last try's log with its exception."""
+        lines = [f"{dag_id} {run_id}: {self.task_states(dag_id, run_id)}"]
+        for ti in self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]:
+            if ti["state"] != "failed":
+                continue
+            body = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/"
+                            f"{ti['try_number']}?full_content=true")
+            events = []
+            for item in body.get("content") or []:
+                if not isinstance(item, dict):
+                    events.append(str(item))
+                    continue
+                events.append(str(item.get("event", "")))
+                events += [f"{e.get('exc_type')}: {e.get('exc_value')}" for e in item.get("error_detail") or []]
+            lines.append(f"--- {ti['task_id']} (try {ti['try_number']}):\n" + "\n".join(events)[-4000:])
+        return "\n".join(lines)
+
