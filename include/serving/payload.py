@@ -47,9 +47,13 @@ def _mime_type(content_type: str | None) -> str:
     if mime not in (JSON, CSV):
         raise UnsupportedContentType(f"content type {content_type or '(none)'!r} is not supported: send "
                                      f"{JSON} or {CSV}", "content_type")
-    charset = parameters.strip().lower().removeprefix("charset=").strip() if parameters.strip() else "utf-8"
-    if charset not in ("utf-8", "utf8"):
-        raise UnsupportedContentType(f"charset {charset!r} is not supported: send UTF-8", "content_type")
+    for parameter in filter(None, (p.strip() for p in parameters.split(";"))):
+        key, _, value = parameter.partition("=")
+        if key.strip().lower() != "charset":
+            raise UnsupportedContentType(f"content type parameter {parameter!r} is not supported (only charset)",
+                                         "content_type")
+        if value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise UnsupportedContentType(f"charset {value.strip()!r} is not supported: send UTF-8", "content_type")
     return mime
 
 
@@ -68,8 +72,9 @@ def _read_json(body: bytes) -> pd.DataFrame:
     given = [key for key in FORMATS if key in document]
     if unknown or len(given) != 1:
         what = f"unknown format key(s) {unknown}" if unknown else f"{len(given)} format keys {given}"
-        raise PayloadError(f"{what}: the JSON body must hold exactly one of {list(FORMATS)} "
-                           "(this model takes no params)", "unknown_format")
+        params = " (Skylift's models take no params)" if "params" in unknown else ""
+        raise PayloadError(f"{what}: the JSON body must hold exactly one of {list(FORMATS)}{params}",
+                           "unknown_format")
     try:
         parsed = infer_and_parse_data(document)  # no schema: the typed checks below name the column
     except MlflowException as exc:

@@ -129,6 +129,11 @@ def test_metrics_count_requests_errors_rows_and_the_version_served(client, store
     (b"tenure,visits,spend\n1.0,2,1.0\n", "application/xml", 415,
      "content type 'application/xml' is not supported: send application/json or text/csv"),
     (b"tenure,visits,spend\n1.0,2,1.0\n", "text/csv; charset=latin-1", 415, "charset 'latin-1' is not supported"),
+    (b"tenure,visits,spend\n1.0,2,1.0\n", "text/csv; header=present", 415,
+     "content type parameter 'header=present' is not supported (only charset)"),
+    (b'{"inputs": {"tenure": [1.0]}, "params": {"k": 1}}', "application/json", 400,
+     "unknown format key(s) ['params']: the JSON body must hold exactly one of ['dataframe_split', "
+     "'dataframe_records', 'instances', 'inputs'] (Skylift's models take no params)"),
 ])
 def test_malformed_payloads_get_a_4xx_naming_the_problem(client, body, content_type, status, message):
     response = client.post("/invocations", content=body, headers={"Content-Type": content_type})
