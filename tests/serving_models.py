@@ -6,6 +6,9 @@ logged model), and registered the way `RegisterModelOperator` registers them.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,7 @@ import pandas as pd
 
 MODEL = "serving_churn"
 COLUMNS = ["tenure", "visits", "spend"]
+ENV_NAMES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 def feature_rows(n: int, seed: int = 0) -> pd.DataFrame:
@@ -24,6 +28,27 @@ def feature_rows(n: int, seed: int = 0) -> pd.DataFrame:
         "visits": rng.integers(0, 30, n).astype("int64"),
         "spend": rng.gamma(2.0, 20.0, n).astype("float32"),
     })
+
+
+@contextmanager
+def process_mlflow_uris(uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs (and their environment variables) at `uri`,
+    then put every one of them back as it was: later tests must not inherit this test's store."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri,
+             {name: os.environ.get(name) for name in ENV_NAMES})
+    tracking_utils._tracking_uri = registry_utils._registry_uri = uri
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri, env = saved
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def register_version(tracking_uri: str, trees: int, seed: int, model: str = MODEL) -> str:
@@ -39,9 +64,7 @@ def register_version(tracking_uri: str, trees: int, seed: int, model: str = MODE
     label = ((frame.tenure / 12 + frame.visits / 15 + np.random.default_rng(seed).normal(0, 0.5, 400)) > 2)
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "eta": 0.3, "seed": seed},
                         xgb.DMatrix(frame, label.astype(int)), num_boost_round=trees)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
+    with process_mlflow_uris(tracking_uri):
         # An explicit artifact root beside the store: by default MLflow writes ./mlruns into the cwd.
         artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
         experiment = mlflow.get_experiment_by_name(f"{model}-training")
@@ -55,8 +78,6 @@ def register_version(tracking_uri: str, trees: int, seed: int, model: str = MODE
         # MLflow's registry finds the logged model through the process-wide tracking URI, set until here
         version = client.create_model_version(model, source=f"models:/{info.model_id}", model_id=info.model_id,
                                               run_id=run.info.run_id)
-    finally:
-        mlflow.set_tracking_uri(previous)
     return str(version.version)
 
 

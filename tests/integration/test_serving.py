@@ -16,7 +16,7 @@ import pytest
 
 from operators.ui import free_port
 from tests.conftest import ROOT
-from tests.serving_models import COLUMNS, feature_rows, make_champion, register_version
+from tests.serving_models import COLUMNS, feature_rows, make_champion, process_mlflow_uris, register_version
 
 pytestmark = pytest.mark.integration
 
@@ -75,18 +75,10 @@ def _wait_ready(url: str, proc: subprocess.Popen, log) -> None:
 def _batch_scores(tracking: str, version: str, frame) -> list[float]:
     """Batch scoring's own path: include.scoring on models:/<name>/<version>, with the process-wide
     registry URI set as the score task's MLflow hook sets it."""
-    import mlflow
-
     from include import scoring
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking)
-    mlflow.set_registry_uri(tracking)
-    try:
+    with process_mlflow_uris(tracking):
         return scoring.load(f"models:/{MODEL}/{version}").predict(frame).tolist()
-    finally:
-        mlflow.set_tracking_uri(previous)
-        mlflow.set_registry_uri(previous)
 
 
 def test_answers_equal_batch_scoring_then_a_new_champion_is_served_under_load_with_no_failure(served):

@@ -9,25 +9,26 @@ from starlette.testclient import TestClient
 
 from include.serving.app import VERSION_HEADER, create_app
 from include.serving.follower import ServingConfig
-from tests.serving_models import COLUMNS, MODEL, feature_rows, make_champion, register_version
+from tests.serving_models import (
+    COLUMNS,
+    MODEL,
+    feature_rows,
+    make_champion,
+    process_mlflow_uris,
+    register_version,
+)
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A registry with two versions of the model; version 1 is champion. The process-wide MLflow URI is
     pointed at a server that does not exist, so the app can only work through its own explicit URIs."""
-    import mlflow
-
     tracking = f"sqlite:///{tmp_path_factory.mktemp('serving')}/mlflow.db"
     one = register_version(tracking, trees=4, seed=1)
     two = register_version(tracking, trees=12, seed=2)
     make_champion(tracking, one)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri("http://127.0.0.1:9")
-    mlflow.set_registry_uri("http://127.0.0.1:9")
-    yield {"uri": tracking, "one": one, "two": two}
-    mlflow.set_tracking_uri(previous)
-    mlflow.set_registry_uri(previous)
+    with process_mlflow_uris("http://127.0.0.1:9"):
+        yield {"uri": tracking, "one": one, "two": two}
 
 
 @pytest.fixture
