@@ -11,6 +11,8 @@ written: no run, no partition, no MLflow run, no pod.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -177,7 +179,8 @@ class _Planner:
         import yaml
         from kubernetes.client import ApiClient
 
-        pod = task.build_pod_request_obj(context, dry_run=True)
+        with contextlib.redirect_stdout(sys.stderr):  # its "Building pod ..." log line is no part of the plan
+            pod = task.build_pod_request_obj(context, dry_run=True)
         body = ApiClient().sanitize_for_serialization(pod)
         where = "submitted to Kubernetes" if task.execution == "kubernetes" else \
             "not submitted: train.execution is local, the same command runs in a local process"
