@@ -31,6 +31,7 @@ KINDS = {
     "features": "features dataset",
     "predictions": "predictions dataset",
     "model": "registered model",
+    "custom": "custom stage dataset",
 }
 
 
@@ -127,6 +128,21 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
     if "score" in stages:
         predictions = _mapping(top.get("score")).get("dataset")
         add("predictions", _scalar(predictions) or f"{pipeline}_predictions", predictions)
+    return tuple(out) + _custom_claims(top, path, pipeline, stages)
+
+
+def _custom_claims(top: dict[str, yaml.Node], path: Path, pipeline: str, stages: set[str]) -> tuple[Claim, ...]:
+    """What the custom stages a DAG runs publish: `custom.<stage>.dataset`, default `<pipeline>_<stage>`."""
+    custom = top.get("custom")
+    if not isinstance(custom, yaml.MappingNode):
+        return ()
+    out = []
+    for key_node, value_node in custom.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value in stages:
+            dataset = _mapping(value_node).get("dataset")
+            mark = (dataset or key_node).start_mark
+            out.append(Claim("custom", _scalar(dataset) or f"{pipeline}_{key_node.value}", "writes", path,
+                             mark.line + 1, pipeline, mark.column + 1))
     return tuple(out)
 
 
