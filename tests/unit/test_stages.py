@@ -66,3 +66,14 @@ def test_a_custom_stage_needs_its_section_and_no_class_path_is_read_from_yaml(pr
     spec.write_text(spec.read_text().split("\ncustom:")[0])
     with pytest.raises(SpecError, match=r"stage 'heavy_share' needs a `custom.heavy_share` section"):
         load_spec(spec)
+
+
+def test_two_specs_publishing_one_custom_dataset_are_refused(project):
+    spec = project / "dags" / "pipelines" / "parcels.yaml"
+    text = spec.read_text().replace("pipeline: parcels\n", "pipeline: parcels_copy\n")
+    text = text.replace("dataset: shipments", "dataset: shipments_copy").replace("model_name: parcels",
+                                                                               "model_name: parcels_copy")
+    spec.with_name("parcels_copy.yaml").write_text(text.replace(
+        "    reads: [validated/shipments]\n", "    reads: [validated/shipments]\n    dataset: parcels_heavy_share\n"))
+    with pytest.raises(SpecError, match=r"custom stage dataset 'parcels_heavy_share' is also written by .*copy"):
+        load_spec(spec)
