@@ -41,8 +41,9 @@ def demo_report(pipeline: str, ds: str, home: Path) -> str:
     model = spec.register_.model_name
     lines = ["", "=" * 78, f"Skylift demo: {pipeline} nightly pipeline done for ds={ds}", "=" * 78,
              "Lake partitions:", *lake_listing(lake, zones), "",
-             f"Validation report: {lake.file_uri('reports', spec.raw_dataset, ds, 'validation.html')}",
-             f"Predictions:       {lake.file_uri('predictions', spec.predictions_dataset, ds, 'part-00000.parquet')}",
+             f"Validation report: {_file_or_why(lake, 'reports', spec.raw_dataset, ds, 'validation.html')}",
+             f"Predictions:       "
+             f"{_file_or_why(lake, 'predictions', spec.predictions_dataset, ds, 'part-00000.parquet')}",
              *evaluation_summary(lake, spec),
              "", *registry_summary(settings.mlflow_tracking_uri, model), "",
              "Open the MLflow UI on these runs:",
@@ -51,6 +52,14 @@ def demo_report(pipeline: str, ds: str, home: Path) -> str:
              f"  .venv/bin/skylift --home {home} lineage {model} champion",
              f"Airflow metadata DB: {home / 'airflow' / 'airflow.db'}"]
     return "\n".join(lines)
+
+
+def _file_or_why(lake, zone: str, dataset: str, ds: str, name: str) -> str:
+    """A file's URI, or why there is none yet: the first nights of a pipeline whose outcomes land
+    later train nothing, so nothing is scored until a model has passed the gate."""
+    if lake.manifest(zone, dataset, ds) is None:
+        return f"none for ds={ds} ({zone}/{dataset} has no partition yet: see the run's task states)"
+    return lake.file_uri(zone, dataset, ds, name)
 
 
 def evaluation_summary(lake, spec) -> list[str]:
