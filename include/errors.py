@@ -83,6 +83,7 @@ class RegistryUnavailable(RegistryError):
 class ModelVersionMissing(RegistryError):
     """An alias or a record names a model version that no longer exists."""
 
+
 class ChampionMoved(RegistryError):
     """The champion is no longer the version a compare-and-set expected; nothing was written."""
 
