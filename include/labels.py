@@ -12,7 +12,7 @@ Pure pandas; no lake and no Airflow. The operators read the partitions and pass 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -72,6 +72,22 @@ def complete_days(run_date: str, delay_days: int, window_days: int) -> list[str]
     """The `window_days` newest feature days whose outcomes are complete on `run_date`, oldest first."""
     last = _day(run_date) - timedelta(days=delay_days)
     return [(last - timedelta(days=offset)).isoformat() for offset in range(window_days - 1, -1, -1)]
+
+
+def labelled_days(days: list[str], delay_days: int, landed: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(feature days whose completing label drop, of day + delay_days, has landed; days still waiting
+    for it). A day is label-complete only once that drop is in: a night that did not run, or a late
+    outcome feed, leaves its days out of training and the holdout instead of half-labelled."""
+    arrived = set(landed)
+    ready, waiting = [], []
+    for day in days:
+        (ready if completing_drop(day, delay_days) in arrived else waiting).append(day)
+    return ready, waiting
+
+
+def completing_drop(day: str, delay_days: int) -> str:
+    """The label drop in which the outcomes of feature day `day` are complete."""
+    return (_day(day) + timedelta(days=delay_days)).isoformat()
 
 
 def time_split(days: list[str], holdout_days: int) -> tuple[list[str], list[str]]:

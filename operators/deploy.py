@@ -136,10 +136,13 @@ class DeployModelOperator(SkyliftOperator):
         """The newest `holdout_days` feature days whose outcomes are complete on ds, joined to the
         label drops landed by ds: the same days training held out, scored by every model alike."""
         from include.errors import LabelError
-        from include.labels import complete_days, point_in_time_join, time_split
+        from include.labels import complete_days, labelled_days, point_in_time_join, time_split
 
         window = complete_days(ds, self.label_plan.delay_days, self.window_days)
         present = [d for d in window if self.lake.manifest("features", self.features_dataset, d) is not None]
+        arrivals = [d for d in self.lake.partitions("validated", self.labels_dataset) if d <= ds]
+        # The same days training chose: those whose completing label drop has landed.
+        present, _ = labelled_days(present, self.label_plan.delay_days, arrivals)
         try:
             _, days = time_split(present, self.holdout_days)
         except LabelError as exc:
@@ -149,7 +152,6 @@ class DeployModelOperator(SkyliftOperator):
         for day in days:
             self.lake.require_fresh("features", self.features_dataset, day)
             features[day] = self.lake.read_table("features", self.features_dataset, day).to_pandas()
-        arrivals = [d for d in self.lake.partitions("validated", self.labels_dataset) if d <= ds]
         drops = {d: self.lake.read_table("validated", self.labels_dataset, d).to_pandas() for d in arrivals}
         try:
             holdout = point_in_time_join(features, drops, self.label_plan, cutoff=ds)

@@ -300,6 +300,8 @@ class TrainModelOperator(KubernetesPodOperator):
                       <= date.fromisoformat(ds)]
         lake = lake_hook.get_lake()
         dates = [d for d in wanted if lake.manifest("features", self.dataset, d) is not None]
+        if self.label_plan is not None:
+            dates = self.label_complete(lake, dates, ds)
         if self.label_plan is not None and len(dates) <= self.holdout_days:
             message = (f"{len(dates)} feature day(s) with complete labels on {ds} ({', '.join(dates) or 'none'}; "
                        f"outcomes land {self.label_plan.delay_days} day(s) late): training needs at least "
@@ -311,6 +313,19 @@ class TrainModelOperator(KubernetesPodOperator):
             raise PartitionNotFound(f"no features/{self.dataset} partitions between {wanted[0]} and {wanted[-1]}")
         # never train on withdrawn data
         return {day: lake.require_fresh("features", self.dataset, day).fingerprint for day in dates}
+
+    def label_complete(self, lake: Any, dates: list[str], ds: str) -> list[str]:
+        """The days whose completing label drop has landed by ds; the others are left out, loudly."""
+        from include.labels import completing_drop, labelled_days
+
+        landed = [d for d in lake.partitions("validated", self.labels_dataset) if d <= ds]
+        ready, waiting = labelled_days(dates, self.label_plan.delay_days, landed)
+        for day in waiting:
+            drop = completing_drop(day, self.label_plan.delay_days)
+            self.log.warning("feature day %s is left out: its outcomes are complete in validated/%s/ds=%s, which "
+                             "has not landed (run the pipeline for %s to ingest that drop)", day,
+                             self.labels_dataset, drop, drop)
+        return ready
 
     def label_partitions(self, ds: str, dates: list[str], lake_hook: LakeHook) -> tuple[LabelInput, dict[str, str]]:
         """The label drops landed by ds (never a later one: point in time) and the holdout days."""

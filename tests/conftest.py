@@ -90,9 +90,11 @@ STACK_CUSTOMERS = 1200
 
 
 STACK_DAYS = 7  # churn's outcomes land 3 days late: 7 days give the nights before END enough labelled days
-# Nights run before the tests start: the oldest four build features (too few outcomes yet to train),
-# then the night before END trains on the label-complete days and makes the first champion.
-STACK_HISTORY = ([STACK_END - timedelta(days=n) for n in range(6, 2, -1)], [STACK_END - timedelta(days=1)])
+# Nights run before the tests start, each group after the one before: the oldest five build features
+# and ingest the outcome drops (too few label-complete days yet to train); then the night before END
+# trains on the days whose outcome drops have all landed and makes the first champion.
+STACK_HISTORY = ([STACK_END - timedelta(days=n) for n in range(6, 2, -1)], [STACK_END - timedelta(days=2)],
+                 [STACK_END - timedelta(days=1)])
 
 
 @pytest.fixture(scope="session")

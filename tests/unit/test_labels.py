@@ -8,7 +8,15 @@ import pandas as pd
 import pytest
 
 from include.errors import LabelError, TrainingError
-from include.labels import FEATURE_DATE, LabelPlan, complete_days, point_in_time_join, time_split
+from include.labels import (
+    FEATURE_DATE,
+    LabelPlan,
+    complete_days,
+    completing_drop,
+    labelled_days,
+    point_in_time_join,
+    time_split,
+)
 
 PLAN = LabelPlan(column="churned", key=("customer_id",), as_of="as_of", delay_days=3)
 
@@ -24,6 +32,16 @@ def labels(rows: list[tuple[str, str, bool]]) -> pd.DataFrame:
 def test_complete_days_end_delay_days_before_the_run():
     assert complete_days("2026-11-24", delay_days=3, window_days=3) == ["2026-11-19", "2026-11-20", "2026-11-21"]
     assert complete_days("2026-11-24", delay_days=0, window_days=1) == ["2026-11-24"]
+
+
+def test_a_day_is_label_complete_only_once_its_completing_drop_has_landed():
+    """The night of 11-22 never ran, so its label drop (the outcomes of 11-19) was never ingested:
+    11-19 waits instead of reaching training half-labelled (found on the stack's history nights)."""
+    days = ["2026-11-18", "2026-11-19", "2026-11-20"]
+    landed = ["2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21", "2026-11-23"]
+    assert completing_drop("2026-11-19", 3) == "2026-11-22"
+    assert labelled_days(days, 3, landed) == (["2026-11-18", "2026-11-20"], ["2026-11-19"])
+    assert labelled_days(days, 3, [*landed, "2026-11-22"]) == (days, [])
 
 
 def test_time_split_holds_out_the_newest_days():
