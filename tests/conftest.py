@@ -34,13 +34,18 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+def embedded_environment(home: Path) -> dict[str, str]:
+    """The embedded default's settings (operators.settings) under `home`, with Spark on 2 cores."""
+    from operators.settings import as_environment, embedded_values
+
+    return as_environment(embedded_values(home, spark_master="local[2]"))
+
+
 @pytest.fixture
 def skylift_env(tmp_path, monkeypatch):
     """Embedded Skylift settings under a per-test folder; returns the folder."""
-    from operators.settings import as_environment, embedded_values
-
     home = tmp_path / "skylift"
-    for key, value in as_environment(embedded_values(home, spark_master="local[2]")).items():
+    for key, value in embedded_environment(home).items():
         monkeypatch.setenv(key, value)
     home.mkdir(parents=True)
     return home

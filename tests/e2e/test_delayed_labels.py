@@ -15,6 +15,7 @@ import pytest
 
 from include.datagen.churn import generate, generate_labels
 from include.lake import Lake
+from tests.conftest import embedded_environment
 
 pytestmark = pytest.mark.e2e
 START = date(2026, 11, 15)
@@ -32,13 +33,7 @@ def day(n: int) -> str:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("labels")
-    env = {
-        "AIRFLOW_VAR_SKYLIFT_LAKE_ROOT": f"file://{home}/lake",
-        "AIRFLOW_VAR_SKYLIFT_DROPS_ROOT": f"file://{home}/drops",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_ARTIFACT_ROOT": f"file://{home}/mlartifacts",
-        "AIRFLOW_VAR_SKYLIFT_SPARK_MASTER": "local[2]",
-    }
+    env = embedded_environment(home)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)

@@ -15,6 +15,7 @@ import pytest
 
 from include.datagen import flights as fl
 from include.lake import Lake
+from tests.conftest import embedded_environment
 
 pytestmark = pytest.mark.e2e
 # Late June 2013: thunderstorms; 94 and 123 flights were cancelled on the two nights that score.
@@ -27,13 +28,7 @@ PER_DAY = None  # whole days: about 1,000 flights each
 def nights(tmp_path_factory):
     """Drops of the five days, then the five nights in order; yields (home, data, states)."""
     home = tmp_path_factory.mktemp("flights-e2e")
-    env = {
-        "AIRFLOW_VAR_SKYLIFT_LAKE_ROOT": f"file://{home}/lake",
-        "AIRFLOW_VAR_SKYLIFT_DROPS_ROOT": f"file://{home}/drops",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_ARTIFACT_ROOT": f"file://{home}/mlartifacts",
-        "AIRFLOW_VAR_SKYLIFT_SPARK_MASTER": "local[2]",
-    }
+    env = embedded_environment(home)
     from operators.embedded import run_dag
 
     data = fl.load()

@@ -16,6 +16,7 @@ import pytest
 
 from include.datagen.churn import generate, generate_labels
 from include.training import params as hyper_parameters
+from tests.conftest import embedded_environment
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,13 +31,7 @@ CUSTOMERS = 400
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("spend")
-    env = {
-        "AIRFLOW_VAR_SKYLIFT_LAKE_ROOT": f"file://{home}/lake",
-        "AIRFLOW_VAR_SKYLIFT_DROPS_ROOT": f"file://{home}/drops",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-        "AIRFLOW_VAR_SKYLIFT_MLFLOW_ARTIFACT_ROOT": f"file://{home}/mlartifacts",
-        "AIRFLOW_VAR_SKYLIFT_SPARK_MASTER": "local[2]",
-    }
+    env = embedded_environment(home)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
