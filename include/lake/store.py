@@ -178,13 +178,7 @@ class Lake:
 
     def partitions(self, zone: str, dataset: str) -> list[str]:
         """Dates of the published partitions of a dataset, oldest first."""
-        prefix = f"{self.base}/{check_name('zone', zone)}/{check_name('dataset', dataset)}"
-        try:
-            entries = self.fs.ls(prefix, detail=False)
-        except FileNotFoundError:
-            return []
-        dates = sorted(e.rstrip("/").rsplit("ds=", 1)[-1] for e in entries if "/ds=" in e)
-        return [d for d in dates if self.manifest(zone, dataset, d) is not None]
+        return [d for d in self._partition_folders(zone, dataset) if self.manifest(zone, dataset, d) is not None]
 
     def read_table(self, zone: str, dataset: str, ds: str, columns: list[str] | None = None,
                    verify: bool | None = None) -> pa.Table:
@@ -300,13 +294,17 @@ class Lake:
 
     def published_dates(self, zone: str, dataset: str) -> list[str]:
         """Dates whose folder holds a manifest, readable or not (what `skylift verify` checks)."""
+        return [d for d in self._partition_folders(zone, dataset)
+                if MANIFEST_NAME in self._listing(self.partition_path(zone, dataset, d))]
+
+    def _partition_folders(self, zone: str, dataset: str) -> list[str]:
+        """Dates of the `ds=` folders of a dataset, oldest first, published or not."""
         prefix = f"{self.base}/{check_name('zone', zone)}/{check_name('dataset', dataset)}"
         try:
             entries = self.fs.ls(prefix, detail=False)
         except FileNotFoundError:
             return []
-        dates = sorted(e.rstrip("/").rsplit("ds=", 1)[-1] for e in entries if "/ds=" in e)
-        return [d for d in dates if MANIFEST_NAME in self._listing(self.partition_path(zone, dataset, d))]
+        return sorted(e.rstrip("/").rsplit("ds=", 1)[-1] for e in entries if "/ds=" in e)
 
     def file_uri(self, zone: str, dataset: str, ds: str, name: str) -> str:
         manifest = self.require(zone, dataset, ds)
