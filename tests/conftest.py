@@ -25,6 +25,7 @@ os.environ.update({
 import pytest  # noqa: E402
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into its scheduling groups
 def pytest_collection_modifyitems(config, items):
     """`make test` runs two pytest-xdist workers with `--dist loadgroup`: every test that shares the
     session's production stack goes to one worker (the stack starts once), and every other module
