@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash tests/tools/ensure_postgres.sh
 	bash tests/tools/ensure_chromium.sh
-	$(PY) -m pytest -n 2 --dist loadgroup tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench_parse

@@ -24,15 +24,38 @@ os.environ.update({
 
 import pytest  # noqa: E402
 
+# Modules whose tests share the session's production stack (the `stack` fixture). `make test` runs
+# two pytest-xdist workers (`--dist loadfile`); these modules all go to one of them, so the stack
+# starts once, and every other module runs whole on whichever worker is free.
+STACK_MODULES = frozenset({
+    "tests/browser/test_ui.py",
+    "tests/integration/test_production_stack.py",
+    "tests/integration/test_s3_lake.py",
+    "tests/reliability/test_faults_on_stack.py",
+})
 
-@pytest.hookimpl(tryfirst=True)  # before xdist turns the marks into its scheduling groups
+
 def pytest_collection_modifyitems(config, items):
-    """`make test` runs two pytest-xdist workers with `--dist loadgroup`: every test that shares the
-    session's production stack goes to one worker (the stack starts once), and every other module
-    stays whole on one worker (its module-scoped fixtures, such as a night of drops, run once)."""
-    for item in items:
-        group = "stack" if "stack" in item.fixturenames else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    """A module that needs the stack but is not in STACK_MODULES would start a second stack on the
+    other worker: refuse to run rather than silently double the suite's load."""
+    strays = sorted({item.nodeid.split("::", 1)[0] for item in items if "stack" in item.fixturenames}
+                    - STACK_MODULES)
+    if strays:
+        raise pytest.UsageError(f"{strays} use the `stack` fixture: add them to STACK_MODULES in tests/conftest.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with the STACK_MODULES as one unit of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class StackModulesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "stack" if module in STACK_MODULES else module
+
+    return StackModulesTogether(config, log)
 
 
 def embedded_environment(home: Path) -> dict[str, str]:
