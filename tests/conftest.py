@@ -22,7 +22,16 @@ os.environ.update({
     "GIT_PYTHON_REFRESH": "quiet",
 })
 
+import sys  # noqa: E402
+
 import pytest  # noqa: E402
+
+# pytest-xdist workers run under execnet, whose `__main__` has neither `__spec__` nor `__file__`.
+# pyspark takes that for its own doctest runner and exits the process (status 0) as soon as
+# `pyspark.sql.connect` is imported, which Great Expectations does. Name the file the worker runs.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = sys.argv[0] or "pytest-xdist-worker"
 
 # Modules whose tests share the session's production stack (the `stack` fixture). `make test` runs
 # two pytest-xdist workers (`--dist loadfile`); these modules all go to one of them, so the stack

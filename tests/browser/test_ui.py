@@ -161,14 +161,14 @@ def test_extra_links_lead_to_what_the_tasks_produced(page, stack, nightly_run):
     assert found, register
     assert client.get_model_version("churn", found.group(1)).run_id == run.info.run_id
 
-    validate = task_extra_links(page, "churn_nightly", nightly_run, "validate")
+    validate = task_extra_links(page, "churn_nightly", nightly_run, "validate_activity")
     report = validate.get("Validation report", "")
     assert re.fullmatch(r"/skylift/report\?uri=s3%3A%2F%2Fskylift-lake%2Freports%2Fcustomer_activity%2F"
                         rf"ds%3D{END.isoformat()}%2F[^/]+\.html", report), validate
 
 
 def test_validation_report_is_served_to_logged_in_users_only(page, chromium, stack, nightly_run):
-    href = task_extra_links(page, "churn_nightly", nightly_run, "validate")["Validation report"]
+    href = task_extra_links(page, "churn_nightly", nightly_run, "validate_activity")["Validation report"]
     page.get_by_role("link", name="Validation report").click()  # same origin: opens in this tab
     page.wait_for_url(re.compile(r"/skylift/report\?uri="))
     expect(page.locator("body")).to_contain_text("Expectation Validation Result")
