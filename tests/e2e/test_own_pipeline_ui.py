@@ -31,7 +31,8 @@ def test_ui_serves_the_projects_dags_and_stops_cleanly(tmp_path):
         while time.monotonic() < deadline and not {"parcels_daily", "parcels_retrain"} <= dag_ids:
             time.sleep(2)
             dag_ids = {d["dag_id"] for d in request(f"{ui.url}/api/v2/dags", token)["dags"]}
-        assert dag_ids == {"parcels_daily", "parcels_retrain"}  # this project's DAGs, not the repository's
+        # this project's DAGs (its spec's and the rollback DAG every deploying pipeline gets), not the repository's
+        assert dag_ids == {"parcels_daily", "parcels_retrain", "parcels_rollback"}
         details = request(f"{ui.url}/api/v2/dags/parcels_retrain/details", token)
         params = details["params"]
         assert {"ds", "max_depth", "train_start", "train_end", "force_deploy"} <= set(params)
