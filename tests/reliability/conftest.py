@@ -114,12 +114,13 @@ def champion_version(home: Path, model: str = "churn") -> str | None:
 
 
 def assert_no_partition(lake: Any, zone: str, ds: str) -> None:
-    """No manifest and no folder at all: not even part files an aborted attempt left behind."""
+    """No manifest and no file at all: not even part files an aborted attempt left behind (a
+    withdrawn partition on local disk may leave its empty folder)."""
     dataset = DATASETS[zone]
     assert lake.manifest(zone, dataset, ds) is None, f"{zone}/{dataset}/ds={ds} was published"
     folder = lake.partition_path(zone, dataset, ds)
-    leftovers = lake.fs.ls(folder, detail=False) if lake.fs.exists(folder) else None
-    assert leftovers is None, f"{zone}/{dataset}/ds={ds} holds files without a manifest: {leftovers}"
+    leftovers = lake.fs.ls(folder, detail=False) if lake.fs.exists(folder) else []
+    assert not leftovers, f"{zone}/{dataset}/ds={ds} holds files without a manifest: {leftovers}"
 
 
 def assert_clean_partition(lake: Any, zone: str, ds: str) -> Any:

@@ -542,7 +542,9 @@ def test_a_few_bad_rows_are_quarantined_and_the_night_succeeds(nightly):
     drop = nightly.write_drop(GOOD_DAY, {"activity.csv": data})
     result = run_dag_once("churn_nightly", GOOD_DAY)
     assert result.state == "success", result.task_states
-    assert set(result.task_states.values()) == {"success"}
+    # The nights between the fixture's and this one never ran, so their outcome drops were never
+    # ingested: training may skip (too few label-complete days); nothing fails and the day is scored.
+    assert result.failed == [] and result.task_states["score"] == "success", result.task_states
 
     lake = nightly.lake
     quarantine = assert_clean_partition(lake, "quarantine", drop.ds)

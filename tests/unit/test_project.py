@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 
 import pytest
@@ -46,6 +47,8 @@ def test_the_projects_own_package_is_allowed_but_no_module_from_elsewhere(tmp_pa
         (root / name).mkdir()
         (root / name / "__init__.py").write_text("")
     monkeypatch.setenv("SKYLIFT_PROJECT", str(root))
+    # another test's project of the same name, imported earlier in this process, is not this one's
+    monkeypatch.delitem(sys.modules, "parcel_jobs", raising=False)
     assert project_root() == root
     allowed = feature_packages()
     assert "parcel_jobs" in allowed
