@@ -30,6 +30,13 @@ SEED = 20261125  # fixed, so the same holdout and predictions always give the sa
 CHUNK = 25  # resamples scored per matrix product: bounds memory at CHUNK x rows weights
 
 
+
+def verdict_text(promote: bool, forced: bool) -> str:
+    """The gate's verdict in words, the same for one metric and for several."""
+    if not promote:
+        return "keep the champion"
+    return "promote (forced)" if forced else "promote"
+
 @dataclass(frozen=True)
 class Gate:
     metric: str
@@ -104,9 +111,7 @@ class Decision:
 
     @property
     def verdict(self) -> str:
-        if not self.promote:
-            return "keep the champion"
-        return "promote (forced)" if self.forced else "promote"
+        return verdict_text(self.promote, self.forced)
 
     def summary(self) -> str:
         """One line: the verdict, n, the metrics with their intervals, and why."""
@@ -297,9 +302,7 @@ class Verdict:
 
     @property
     def verdict(self) -> str:
-        if not self.promote:
-            return "keep the champion"
-        return "promote (forced)" if self.forced else "promote"
+        return verdict_text(self.promote, self.forced)
 
     def summary(self) -> str:
         """One line: the verdict, n, each metric's numbers, and why."""
