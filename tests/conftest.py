@@ -28,10 +28,11 @@ import pytest  # noqa: E402
 
 # pytest-xdist workers run under execnet, whose `__main__` has neither `__spec__` nor `__file__`.
 # pyspark takes that for its own doctest runner and exits the process (status 0) as soon as
-# `pyspark.sql.connect` is imported, which Great Expectations does. Name the file the worker runs.
+# `pyspark.sql.connect` is imported, which Great Expectations does. So the worker's `__main__` gets
+# a file, and a real one: a `spawn` child process re-runs its parent's main file before anything else.
 _main = sys.modules["__main__"]
 if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
-    _main.__file__ = sys.argv[0] or "pytest-xdist-worker"
+    _main.__file__ = str(ROOT / "tests" / "tools" / "xdist_worker_main.py")
 
 # Modules whose tests share the session's production stack (the `stack` fixture). `make test` runs
 # two pytest-xdist workers (`--dist loadfile`); these modules all go to one of them, so the stack
@@ -65,6 +66,17 @@ def pytest_xdist_make_scheduler(config, log):
             return "stack" if module in STACK_MODULES else module
 
     return StackModulesTogether(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Every test starts from the same environment: code under test may set variables for the
+    process it runs in (the CLI does), and a later test in the same worker must not inherit them."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def embedded_environment(home: Path) -> dict[str, str]:
