@@ -33,7 +33,9 @@ APPEND_ATTEMPTS = 50  # writers that only add a record retry this often under co
 # What an event did. Only the first group can move the champion.
 PROMOTE, FORCED, ROLLBACK, SMOKE_ROLLBACK = "promote", "forced_promote", "rollback", "smoke_test_rollback"
 REJECT, CONFLICT = "reject", "conflict"
-ACTIONS = (PROMOTE, FORCED, ROLLBACK, SMOKE_ROLLBACK, REJECT, CONFLICT)
+# A person's answer to a promotion the gate cleared (include/approval.py); the promotion itself follows as `promote`.
+APPROVE, APPROVAL_REJECT, APPROVAL_TIMEOUT = "approve", "approval_reject", "approval_timeout"
+ACTIONS = (PROMOTE, FORCED, ROLLBACK, SMOKE_ROLLBACK, REJECT, CONFLICT, APPROVE, APPROVAL_REJECT, APPROVAL_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -143,36 +145,41 @@ class AuditTrail:
                             "writers got there first; retry")
 
     def _create(self, path: str, data: bytes) -> bool:
-        """Create `path` holding `data` unless it exists (then False); readers never see it half-written."""
-        if self.lake.is_local:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            tmp = f"{path}.{secrets.token_hex(6)}.tmp"
-            with open(tmp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            try:
-                os.link(tmp, path)  # atomic, and fails if the name exists
-                return True
-            except FileExistsError:
-                return False
-            finally:
-                os.unlink(tmp)
-        bucket, key, _ = self.lake.fs.split_path(path)
+        return create_if_absent(self.lake, path, data)
+
+
+def create_if_absent(lake: Any, path: str, data: bytes) -> bool:
+    """Create `path` in `lake` holding `data` unless it exists (then False); readers never see it
+    half-written. The compare-and-set step of every append-only record sequence in the lake."""
+    if lake.is_local:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{secrets.token_hex(6)}.tmp"
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
         try:
-            self.lake.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-        except OSError as exc:
-            response = getattr(exc.__cause__, "response", None) or {}
-            code = str(response.get("Error", {}).get("Code"))
-            if not (isinstance(exc, FileExistsError) or code in {"PreconditionFailed", "412",
-                                                                  "ConditionalRequestConflict", "409"}):
-                raise
-            # A retried PUT whose first try went through answers 412 too; each record is unique (its
-            # time has microseconds), so the same bytes there mean that record is ours.
-            try:
-                return self.lake.fs.cat_file(path) == data
-            except FileNotFoundError:
-                return False
+            os.link(tmp, path)  # atomic, and fails if the name exists
+            return True
+        except FileExistsError:
+            return False
         finally:
-            self.lake.fs.invalidate_cache(os.path.dirname(path))
-        return True
+            os.unlink(tmp)
+    bucket, key, _ = lake.fs.split_path(path)
+    try:
+        lake.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+    except OSError as exc:
+        response = getattr(exc.__cause__, "response", None) or {}
+        code = str(response.get("Error", {}).get("Code"))
+        if not (isinstance(exc, FileExistsError) or code in {"PreconditionFailed", "412",
+                                                              "ConditionalRequestConflict", "409"}):
+            raise
+        # A retried PUT whose first try went through answers 412 too; each record is unique (its
+        # time has microseconds), so the same bytes there mean that record is ours.
+        try:
+            return lake.fs.cat_file(path) == data
+        except FileNotFoundError:
+            return False
+    finally:
+        lake.fs.invalidate_cache(os.path.dirname(path))
+    return True

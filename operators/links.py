@@ -18,6 +18,7 @@ RUN_XCOM_KEY = "skylift_mlflow_run"  # {"ui": base url, "experiment_id": ..., "r
 VERSION_XCOM_KEY = "skylift_model_version"  # {"ui": base url, "name": ..., "version": ...}
 REPORT_XCOM_KEY = "skylift_validation_report"  # the report's lake URI
 GATE_REPORT_XCOM_KEY = "skylift_gate_report"  # the deployment gate's HTML report, a lake URI
+DRIFT_REPORT_XCOM_KEY = "skylift_drift_report"  # the drift check's HTML report, a lake URI
 
 
 def _xcom(ti_key: Any, key: str) -> Any:
@@ -57,6 +58,12 @@ def _report_link(uri: Any) -> str:
     return f"/skylift/report?uri={quote(uri, safe='')}"
 
 
+def report_url(uri: Any) -> str:
+    """Where the UI shows a report the lake holds ("" for none): for links outside `get_link`, e.g.
+    in an approval request's text."""
+    return _report_link(uri)
+
+
 class ValidationReportLink(BaseOperatorLink):
     name = "Validation report"
 
@@ -69,3 +76,10 @@ class GateReportLink(BaseOperatorLink):
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         return _report_link(_xcom(ti_key, GATE_REPORT_XCOM_KEY))
+
+
+class DriftReportLink(BaseOperatorLink):
+    name = "Drift report"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return _report_link(_xcom(ti_key, DRIFT_REPORT_XCOM_KEY))

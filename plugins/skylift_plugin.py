@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from operators.links import GateReportLink, MlflowRunLink, ModelVersionLink, ValidationReportLink
+from operators.links import DriftReportLink, GateReportLink, MlflowRunLink, ModelVersionLink, ValidationReportLink
 
 
 def create_app():
@@ -54,7 +54,8 @@ def read_report(uri: str) -> tuple[bytes, str]:
 class SkyliftPlugin(AirflowPlugin):
     name = "skylift"
     # Registered here so the API server can rebuild the links of serialized operators.
-    operator_extra_links = [MlflowRunLink(), ModelVersionLink(), ValidationReportLink(), GateReportLink()]
+    operator_extra_links = [MlflowRunLink(), ModelVersionLink(), ValidationReportLink(), GateReportLink(),
+                            DriftReportLink()]
 
     @property
     def fastapi_apps(self):  # built lazily: the scheduler and workers never need it

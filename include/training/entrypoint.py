@@ -582,6 +582,18 @@ def rewrite_mlmodel(model_id: str, signature, pyfunc_config: dict[str, Any], inp
             client.log_model_artifact(model_id, str(example))
 
 
+def log_drift_reference(data: Prepared) -> None:
+    """The training rows' per-feature bins and sample, which scoring's drift check compares days with."""
+    import mlflow
+
+    from include.drift import REFERENCE_ARTIFACT, build_reference
+
+    # Too few keys for a validation set: fit and valid are the same rows (see `prepare`), counted once.
+    same = data.X_fit.shape == data.X_valid.shape and np.array_equal(data.X_fit, data.X_valid, equal_nan=True)
+    rows = data.X_fit if same else np.vstack([data.X_fit, data.X_valid])
+    mlflow.log_dict(build_reference(data.features, rows).to_dict(), REFERENCE_ARTIFACT)
+
+
 def log_importance(booster, features: list[str]) -> None:
     import mlflow
 
@@ -643,6 +655,7 @@ def _run_steps(config: TrainConfig, device: str) -> dict[str, Any]:
     mlflow.log_params({**counts, "n_features": len(data.features)})
     mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
     mlflow.log_dict({"feature_columns": data.features}, "feature_columns.json")
+    log_drift_reference(data)
     log_plot(config.task, data.y_holdout, predictions, metrics)
     if config.framework == "xgboost":
         log_importance(model, data.features)
