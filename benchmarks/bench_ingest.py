@@ -1,48 +1,66 @@
-"""Ingest's schema contract against pyarrow's own typed CSV reader on the same drop.
+"""Ingest: the stage's read and publish against pyarrow's typed read and Parquet write, same drop.
 
-The contract reads every column as text and casts it itself, so that a bad value can be named
-with its file, column and row; this measures what that costs on good data.
+    .venv/bin/python -m benchmarks.bench_ingest [--rows 1000000] [--big-rows 10000000] [--repeat 5] [--quick]
 
-    .venv/bin/python -m benchmarks.bench_ingest [--customers 200000]
+Skylift's side is what the ingest operator does with a drop's bytes: `read_drop` (the schema
+contract with row-level errors, key uniqueness, the partition date, SHA-256 of each file) and
+`Lake.publish` (staged Parquet, manifest, atomic publish). The baseline is pyarrow's `read_csv`
+with the contract's column types and `pq.write_table`. One drop of the sample generator's
+customer activity, one row per customer. `--big-rows` adds one run of each side on a larger drop
+for peak memory (not a ratio: one repetition).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 from datetime import date
 from pathlib import Path
 
-import pyarrow.csv as pacsv
+from benchmarks.common import Comparison, Side, emit, interleave, log, python_child, row_of
 
-from benchmarks.common import best_of, table
-from include.contracts import Contract, read_drop
-from include.datagen.churn import generate
+PYARROW, SKYLIFT = "pyarrow read_csv (typed) + write_table", "Skylift read_drop + Lake.publish"
+DAY = date(2026, 11, 24)
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def make_drop(folder: Path, rows: int) -> Path:
+    from include.datagen.churn import generate
+
+    [path] = generate(folder, DAY, days=1, n_customers=rows)
+    return path
+
+
+def compare(tmp: Path, rows: int, repeat: int) -> Comparison:
+    csv = make_drop(tmp / f"drops-{rows}", rows)
+    out_a, out_b = tmp / f"out-a-{rows}", tmp / f"out-b-{rows}"
+    out_a.mkdir()
+    out_b.mkdir()
+    sides = [Side(PYARROW, python_child("benchmarks.stage_child", "ingest-pyarrow", str(csv), str(out_a))),
+             Side(SKYLIFT, python_child("benchmarks.stage_child", "ingest-skylift", str(csv), str(out_b)))]
+    runs = interleave(sides, repeat, progress=log)
+    size = csv.stat().st_size / 1e6
+    return Comparison(key=f"ingest_{rows}", title=f"Ingest: one drop of {rows:,} rows ({size:,.0f} MB CSV)",
+                      command=f".venv/bin/python -m benchmarks.bench_ingest --rows {rows}", baseline=PYARROW,
+                      rows=[row_of(name, r, rows) for name, r in runs.items()])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--big-rows", type=int, default=10_000_000, help="0: skip the peak-memory run")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="100k rows, no big run, 2 repetitions")
     args = parser.parse_args()
-    contract = Contract.from_file(ROOT / "include/schemas/customer_activity.yaml")
-    with tempfile.TemporaryDirectory() as tmp:
-        [path] = generate(Path(tmp), date(2026, 11, 24), days=1, n_customers=args.customers)
-        data = path.read_bytes()
-
-    def plain():
-        pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
-            column_types=contract.arrow_schema, true_values=["true"], false_values=["false"]))
-
-    def skylift():
-        read_drop([("file:///drop/activity.csv", data)], "csv", contract)
-
-    rows = [(name, best_of(func), args.customers) for name, func in
-            [("pyarrow read_csv with column types", plain), ("Skylift read_drop (contract, key check)", skylift)]]
-    print(table(f"Ingesting one drop of {args.customers:,} rows ({len(data) / 1e6:.1f} MB CSV)",
-                [(n, s, r / s) for n, s, r in rows], "pyarrow read_csv with column types"))
+    if args.quick:
+        args.rows, args.big_rows, args.repeat = 100_000, 0, 2
+    with tempfile.TemporaryDirectory(prefix="skylift-bench-ingest-") as tmp:
+        results = [compare(Path(tmp), args.rows, args.repeat)]
+        if args.big_rows:
+            log(f"ingest: one run of each side at {args.big_rows:,} rows (peak memory)")
+            big = compare(Path(tmp), args.big_rows, 1)
+            big.key, big.notes = "ingest_big", ["One repetition: for peak memory at scale, not a ratio to quote."]
+            results.append(big)
+    emit(results)
 
 
 if __name__ == "__main__":

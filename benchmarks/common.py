@@ -1,29 +1,208 @@
-"""Small helpers shared by the benchmarks: repeated timing and a ratio table."""
+"""What every benchmark shares: timed child processes, interleaved repetitions, result records.
+
+Each measured run is a fresh child process. The child does its work, times the part being
+compared itself and prints one `BENCH-RESULT {json}` line; the parent adds the child's wall time
+and peak resident memory (from `wait4`, so the child's own and its waited-for children's largest
+RSS). The sides of a comparison run in turns within each repetition, the order rotating every
+round, so that load from other processes on a shared machine falls on all of them alike.
+
+A benchmark module builds `Comparison` records; run alone it prints them as Markdown, under
+`benchmarks.run_all` it also writes them as JSON for RESULTS.md.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULT_MARK = "BENCH-RESULT "
+RESULTS_DIR_ENV = "SKYLIFT_BENCH_RESULTS"
+REPEAT = 5
 
 
-def best_of(func: Callable[[], object], repeat: int = 3) -> float:
-    """Median wall time of `repeat` runs (after one warm-up run), in seconds."""
-    func()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+class BenchError(RuntimeError):
+    """A benchmark child failed or printed no result."""
 
 
-def table(title: str, rows: list[tuple[str, float, float | None]], baseline: str) -> str:
-    """Rows of (name, seconds, rows per second or None); ratios against the baseline row."""
-    base = next(seconds for name, seconds, _ in rows if name == baseline)
-    lines = [f"### {title}", "", "| variant | seconds | rows/s | speed vs baseline |", "|---|---:|---:|---:|"]
-    for name, seconds, rate in rows:
-        marker = " (baseline)" if name == baseline else ""
-        rate_text = f"{rate:,.0f}" if rate else "-"
-        lines.append(f"| {name}{marker} | {seconds:.3f} | {rate_text} | {base / seconds:.2f}x |")
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class ChildRun:
+    """One child process: its own timing (`seconds`), wall time, peak RSS and what else it reported."""
+
+    seconds: float
+    wall: float
+    peak_rss_mib: float
+    values: dict
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: a name and the command that measures it once."""
+
+    name: str
+    argv: Sequence[str]
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: float  # median of the timed part
+    wall: float  # median whole-process wall time
+    peak_rss_mib: float  # largest peak RSS over the repetitions
+    samples: list[float]
+    rate: float | None = None  # rows (or items) per second at the median
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    """One table: rows measured side by side; ratios are against `baseline`."""
+
+    key: str
+    title: str
+    command: str
+    baseline: str
+    rows: list[Row]
+    unit: str = "rows"
+    notes: list[str] = field(default_factory=list)
+
+    def row(self, name: str) -> Row:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f"{self.key}: no row {name!r}; rows are {[r.name for r in self.rows]}")
+
+    def ratio(self, name: str, against: str | None = None) -> float:
+        """Time of `name` over time of `against` (the baseline by default): below 1 is faster."""
+        return self.row(name).seconds / self.row(against or self.baseline).seconds
+
+    def markdown(self) -> str:
+        base = self.row(self.baseline).seconds
+        lines = [f"### {self.title}", "", f"`{self.command}`", "",
+                 f"| variant | median s | whole process s | peak RSS MiB | {self.unit}/s | time vs baseline |",
+                 "|---|---:|---:|---:|---:|---:|"]
+        for row in self.rows:
+            marker = " (baseline)" if row.name == self.baseline else ""
+            rate = f"{row.rate:,.0f}" if row.rate else "-"
+            lines.append(f"| {row.name}{marker} | {row.seconds:.3f} | {row.wall:.2f} | {row.peak_rss_mib:,.0f} | "
+                         f"{rate} | {row.seconds / base:.2f}x |")
+        n = len(self.rows[0].samples) if self.rows else 0
+        lines += ["", f"Medians of {n} interleaved repetitions, each a fresh process."]
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+class _WaitingPopen(subprocess.Popen):
+    """Popen that reaps its child with wait4, keeping that child's own resource usage."""
+
+    def _try_wait(self, wait_flags):  # CPython's hook for waitpid in Popen.wait
+        try:
+            pid, status, usage = os.wait4(self.pid, wait_flags)
+        except ChildProcessError:
+            return (self.pid, 0)
+        if pid == self.pid:
+            self._bench_rusage = usage
+        return (pid, status)
+
+
+def report(**values: object) -> None:
+    """In a child: hand the measured values to the parent (one line on stdout)."""
+    sys.stdout.flush()
+    print(RESULT_MARK + json.dumps(values, default=str), flush=True)
+
+
+def run_child(side: Side, timeout: float = 1800) -> ChildRun:
+    """Run one side once; its stdout's result line, its wall time and peak RSS."""
+    env = {**os.environ, **(side.env or {})}
+    start = time.perf_counter()
+    proc = _WaitingPopen(list(side.argv), env=env, cwd=side.cwd or str(ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise BenchError(f"{side.name}: no result within {timeout:.0f} s") from exc
+    wall = time.perf_counter() - start
+    peak = _peak_rss_of(proc)
+    if proc.returncode != 0:
+        raise BenchError(f"{side.name}: exit {proc.returncode}\n{err[-4000:]}")
+    lines = [line for line in out.splitlines() if line.startswith(RESULT_MARK)]
+    if not lines:
+        raise BenchError(f"{side.name}: printed no {RESULT_MARK.strip()} line\n{out[-2000:]}\n{err[-2000:]}")
+    values = json.loads(lines[-1][len(RESULT_MARK):])
+    return ChildRun(seconds=float(values.pop("seconds", wall)), wall=wall, peak_rss_mib=peak, values=values)
+
+
+def _peak_rss_of(proc: subprocess.Popen) -> float:
+    """Peak RSS (MiB) of the finished child: Popen reaped it, so read it from the rusage it kept, else
+    from the running total of all reaped children (an over-estimate only if an earlier child was larger)."""
+    usage = getattr(proc, "_bench_rusage", None)
+    if usage is None:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_maxrss / 1024
+
+
+
+
+def interleave(sides: Sequence[Side], repeat: int = REPEAT, timeout: float = 1800,
+               progress: Callable[[str], None] | None = None) -> dict[str, list[ChildRun]]:
+    """Each side `repeat` times, in turns; the order rotates each round."""
+    runs: dict[str, list[ChildRun]] = {side.name: [] for side in sides}
+    for round_ in range(repeat):
+        order = [sides[(i + round_) % len(sides)] for i in range(len(sides))]
+        for side in order:
+            run = run_child(side, timeout)
+            runs[side.name].append(run)
+            if progress:
+                progress(f"  round {round_ + 1}/{repeat} {side.name}: {run.seconds:.3f} s "
+                         f"(process {run.wall:.1f} s, {run.peak_rss_mib:,.0f} MiB)")
+    return runs
+
+
+def row_of(name: str, runs: list[ChildRun], items: float | None = None, note: str = "") -> Row:
+    seconds = statistics.median(r.seconds for r in runs)
+    return Row(name=name, seconds=seconds, wall=statistics.median(r.wall for r in runs),
+               peak_rss_mib=max(r.peak_rss_mib for r in runs), samples=[round(r.seconds, 4) for r in runs],
+               rate=(items / seconds) if items else None, note=note)
+
+
+def python_child(module: str, *args: str, python: str | None = None) -> list[str]:
+    """argv that runs `python -m module args...` (the project's interpreter unless another is named)."""
+    return [python or sys.executable, "-m", module, *args]
+
+
+def emit(comparisons: Sequence[Comparison]) -> None:
+    """Print the tables; under run_all also store them as JSON for RESULTS.md."""
+    for comparison in comparisons:
+        print(comparison.markdown(), flush=True)
+        print(flush=True)
+    folder = os.environ.get(RESULTS_DIR_ENV)
+    if folder:
+        for comparison in comparisons:
+            path = Path(folder) / f"{comparison.key}.json"
+            path.write_text(json.dumps(asdict(comparison), indent=1))
+
+
+def load_comparisons(folder: Path) -> dict[str, Comparison]:
+    found = {}
+    for path in sorted(folder.glob("*.json")):
+        body = json.loads(path.read_text())
+        body["rows"] = [Row(**row) for row in body["rows"]]
+        found[body["key"]] = Comparison(**body)
+    return found
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -122,3 +122,7 @@ class UnsupportedContentType(PayloadError):
     """A prediction request in a content type the serving app does not read."""
 
     status = 415
+
+
+class RolloutFailed(SkyliftError):
+    """A deploy target's objects could not be applied, did not become ready, or failed the smoke test."""

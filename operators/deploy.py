@@ -6,7 +6,8 @@ through the alias and the alias is rolled back if the smoke test fails.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from include.errors import RegistryError, SkyliftError
 from include.registry import CHAMPION
@@ -15,9 +16,21 @@ from operators.links import GATE_REPORT_XCOM_KEY, VERSION_XCOM_KEY, GateReportLi
 
 if TYPE_CHECKING:
     from include.labels import LabelPlan
+    from operators.spec.models import DeploySpec
 
 GATE_TAG = "skylift.gate"  # the decision's one-line summary, shown by `skylift demo` and the MLflow UI
 GATE_DECISION_TAG = "skylift.gate_decision"  # the same decision as JSON (Decision.to_dict)
+# With `approval:` the stage is three tasks: `gate` (mode "gate": decides, reports, moves nothing),
+# `approve` (operators/approval.py) and `deploy` (mode "promote": moves the alias once approved).
+DeployMode = Literal["gate_and_promote", "gate", "promote"]
+
+
+@dataclass(frozen=True)
+class ClearedGate:
+    """The part of a gate verdict that promoting needs, as the gate task handed it over."""
+
+    forced: bool
+    reasons: tuple[str, ...]
 
 
 class DeployModelOperator(SkyliftOperator):
@@ -26,9 +39,14 @@ class DeployModelOperator(SkyliftOperator):
 
     def __init__(self, *, model_name: str, register_task_id: str, features_dataset: str, key: list[str],
                  target: str, task: str, gate: dict[str, Any], holdout_fraction: float = 0.2,
+                 mode: DeployMode = "gate_and_promote", gate_task_id: str = "gate", approval_task_id: str = "approve",
                  smoke_rows: int = 20, label_plan: LabelPlan | None = None, labels_dataset: str | None = None,
-                 window_days: int = 1, holdout_days: int = 3, **kwargs: Any) -> None:
+                 window_days: int = 1, holdout_days: int = 3, serving: DeploySpec | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.mode: DeployMode = mode
+        self.gate_task_id = gate_task_id
+        self.approval_task_id = approval_task_id
         self.model_name = model_name
         self.register_task_id = register_task_id
         self.features_dataset = features_dataset
@@ -43,12 +61,16 @@ class DeployModelOperator(SkyliftOperator):
         self.labels_dataset = labels_dataset
         self.window_days = window_days
         self.holdout_days = holdout_days
+        # `deploy.target` local or kubernetes: what serves the champion online (operators/deploy_targets.py)
+        self.serving = serving
 
     def execute(self, context: Any) -> dict[str, Any]:
         from include import registry
         from include.audit import AuditTrail
         from include.gate import decide_all, gates_from
 
+        if self.mode == "promote":
+            return self._promote_approved(context)
         registered = context["ti"].xcom_pull(task_ids=self.register_task_id)
         if not registered or "version" not in registered:
             raise RegistryError(f"task {self.register_task_id!r} left no registered version to deploy")
@@ -87,13 +109,53 @@ class DeployModelOperator(SkyliftOperator):
         details = {"gate": verdict.to_dict(), "report": report, "ds": ds,
                    "smoke": {"dataset": self.features_dataset, "ds": ds}}
         actor = f"{context['ti'].dag_id}/{context['ti'].run_id}"
-        if verdict.promote and champion != version:
-            # The seam for human approval: whatever decides between the gate and the alias flip goes
-            # before this one call.
+        if verdict.promote and champion != version and self.mode == "gate":
+            self.log.info("the gate clears %s v%s; the champion moves once a person approves (task %r)",
+                          self.model_name, version, self.approval_task_id)
+            result["awaiting_approval"] = True
+            result["champion"] = champion
+        elif verdict.promote and champion != version:
             self._promote(client, trail, version, champion, holdout, actor, verdict, details)
         elif not verdict.promote:
             self._reject(client, trail, version, champion, actor, verdict, details)
+        if self.serving is not None and self.serving.target != "alias" and result["champion"]:
+            result["serving"] = self._roll_out(client, trail, result["champion"], holdout, actor)
         context["ti"].xcom_push(key=VERSION_XCOM_KEY, value=link)
+        return result
+
+    def _promote_approved(self, context: Any) -> dict[str, Any]:
+        """Mode "promote": move the alias to the version the gate cleared and a person approved."""
+        from include import registry
+        from include.approval import DECISION_XCOM_KEY
+        from include.audit import AuditTrail
+
+        ti = context["ti"]
+        gated = ti.xcom_pull(task_ids=self.gate_task_id)
+        approval = ti.xcom_pull(task_ids=self.approval_task_id, key=DECISION_XCOM_KEY)
+        if not gated or "version" not in gated:
+            raise RegistryError(f"task {self.gate_task_id!r} left no gate result to promote")
+        if not approval or not approval.get("approved"):
+            raise RegistryError(f"task {self.approval_task_id!r} recorded no approval for {self.model_name} "
+                                f"v{gated['version']}; nothing was promoted")
+        client = self.mlflow_hook.client
+        trail = AuditTrail(self.lake)
+        version, previous = str(gated["version"]), gated.get("previous_champion")
+        link = {"ui": self.mlflow_hook.ui_base() or "http://127.0.0.1:5000", "name": self.model_name,
+                "version": version}
+        result = {**gated, "champion": version, "awaiting_approval": False, "approval": approval}
+        if registry.current_champion(client, trail, self.model_name) == version:  # a retry after it moved
+            self.log.info("%s v%s is champion already", self.model_name, version)
+        else:
+            ds = partition_date(context)
+            who = approval.get("user_name") or approval.get("outcome")
+            gate = gated.get("gate") or {}
+            cleared = ClearedGate(forced=bool(gate.get("forced")),
+                                  reasons=(*(gate.get("reasons") or ()), f"approved ({who})"))
+            details = {"gate": gate, "report": gated.get("report"), "ds": ds, "approval": approval,
+                       "smoke": {"dataset": self.features_dataset, "ds": ds}}
+            self._promote(client, trail, version, previous, self._holdout(ds), f"{ti.dag_id}/{ti.run_id}", cleared,
+                          details)
+        ti.xcom_push(key=VERSION_XCOM_KEY, value=link)
         return result
 
     def _reject(self, client: Any, trail: Any, version: str, champion: str | None, actor: str, verdict: Any,
@@ -197,3 +259,34 @@ class DeployModelOperator(SkyliftOperator):
             ) from undo
         raise RegistryError(f"promoting {self.model_name} v{version} failed after alias {CHAMPION} moved; the alias "
                             f"was rolled back to {previous or 'none'} (audit event {event.seq}): {cause}") from cause
+
+    def _roll_out(self, client: Any, trail: Any, version: str, holdout: Any, actor: str) -> str:
+        """Make the deploy target serve champion `version` and smoke-test it live. When this DAG run
+        moved the alias (now, or in an earlier try of this task), a failure moves it back and puts
+        the target's previous objects back; otherwise the target alone is put back."""
+        from include.errors import RolloutFailed
+        from operators.deploy_targets import build_target, smoke_sample
+
+        last = trail.last(self.model_name)
+        promoted = last is not None and last.moved and last.after == version and last.actor == actor
+        target = build_target(self.serving, pipeline=self.pipeline, model_name=self.model_name, version=version,
+                              tracking_uri=self.mlflow_hook.tracking_uri)
+        try:
+            said = target.roll_out(smoke_sample(self.model_name, version, holdout.head(self.smoke_rows)))
+        except Exception as exc:
+            cause = RolloutFailed(f"deploy target {self.serving.target}: {exc}; {target.undo_plan()}")
+            if promoted:
+                try:
+                    self._roll_back(client, trail, version, last.before, actor, cause)
+                except RegistryError as failed:
+                    raise RolloutFailed(f"{failed}. Target: {self._undo(target)}") from exc
+            raise RolloutFailed(f"{cause} (the champion alias stays at v{version}: this run did not move it). "
+                                f"Target: {self._undo(target)}") from exc
+        self.log.info("%s", said)
+        return said
+
+    def _undo(self, target: Any) -> str:
+        try:
+            return target.undo()
+        except Exception as exc:  # report both failures; the alias is already back
+            return f"putting it back failed too ({exc}): {target.undo_plan()} by hand"

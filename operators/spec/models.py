@@ -246,10 +246,119 @@ class GateSpec(Strict):
         return [self.metric] if self.metric is not None else [m.metric for m in self.metrics]
 
 
+DNS_LABEL = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+
+
+class ProbeSpec(Strict):
+    """An HTTP probe on the serving app (its /ping answers 200 once a model is loaded)."""
+
+    path: str = Field("/ping", pattern=r"^/[A-Za-z0-9_./-]*$")
+    initial_delay_seconds: int = Field(0, ge=0, le=3600)
+    period_seconds: int = Field(5, ge=1, le=3600)
+    timeout_seconds: int = Field(2, ge=1, le=600)
+    failure_threshold: int = Field(3, ge=1, le=100)
+
+
+class ServingResourcesSpec(Strict):
+    cpu: str = Field("500m", pattern=CPU_QUANTITY, description="CPU request (the HPA's utilisation is of this)")
+    cpu_limit: str | None = Field(None, pattern=CPU_QUANTITY, description="none: no CPU limit (no throttling)")
+    memory: str = Field("1Gi", pattern=QUANTITY, description="memory request (and limit unless memory_limit is set)")
+    memory_limit: str | None = Field(None, pattern=QUANTITY)
+
+
+class ServiceSpec(Strict):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("LoadBalancer", description=(
+        "LoadBalancer: the cloud's load balancer in front of the pods"))
+    port: int = Field(80, ge=1, le=65535, description="the Service's port (it forwards to the container's)")
+
+
+class AutoscalingSpec(Strict):
+    min_replicas: int = Field(2, ge=1, le=1000)
+    max_replicas: int = Field(10, ge=1, le=1000)
+    target_cpu_percent: int = Field(70, ge=1, le=1000, description="average CPU utilisation of the requests")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})")
+        return self
+
+
+class KubernetesServingSpec(Strict):
+    """The serving Deployment, Service and HorizontalPodAutoscaler of `deploy.target: kubernetes`."""
+
+    connection_id: str = Field("kubernetes_default", description="the Airflow Kubernetes connection (kubeconfig)")
+    namespace: str = Field("default", pattern=DNS_LABEL)
+    name: str | None = Field(None, pattern=DNS_LABEL, description=(
+        "name of the Deployment, Service and HPA (default: skylift-<pipeline with - for _>)"))
+    image: str = Field(description="the serving image (this package installed); pin it as repo@sha256:<digest>")
+    command: list[str] | None = Field(None, min_length=1, description=(
+        "the container's command; default `python -m include.serving.server MODEL ...` (the serving app)"))
+    replicas: int = Field(2, ge=1, le=1000, description="replicas when there is no autoscaling")
+    port: int = Field(8080, ge=1024, le=65535, description="the port the serving app listens on in the pod")
+    resources: ServingResourcesSpec = Field(default_factory=ServingResourcesSpec)
+    readiness: ProbeSpec = Field(default_factory=ProbeSpec)
+    liveness: ProbeSpec = Field(default_factory=lambda: ProbeSpec(initial_delay_seconds=30, period_seconds=10))
+    service: ServiceSpec = Field(default_factory=ServiceSpec)
+    autoscaling: AutoscalingSpec | None = Field(default_factory=AutoscalingSpec, description=(
+        "null: a fixed number of replicas and no HorizontalPodAutoscaler"))
+    tracking_uri: str | None = Field(None, description=(
+        "MLflow tracking URI as the pods reach it (default: the deploy task's own)"))
+    env_from_secret: list[str] = Field(default_factory=list, description=(
+        "Secrets whose keys become env vars (MLflow and artifact-store credentials)"))
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    service_account: str | None = None
+    poll_seconds: float = Field(5.0, gt=0, le=300, description="how often a pod asks whether the champion moved")
+    rollout_timeout: int = Field(300, ge=5, le=3600, description=(
+        "seconds the new pods may take to become ready before the deploy is rolled back"))
+    endpoint_url: str | None = Field(None, description=(
+        "where the smoke test sends requests (e.g. the load balancer); default: through the API server's "
+        "proxy to the Service"))
+
+
+class LocalServingSpec(Strict):
+    """`deploy.target: local`: a running `skylift serve` (it follows the alias) smoke-tested after the flip."""
+
+    url: str = Field("http://127.0.0.1:5050", pattern=r"^https?://", description="the serving process's base URL")
+    wait_seconds: int = Field(60, ge=1, le=3600, description=(
+        "how long it may take to serve the new champion (it polls the alias)"))
+
+
 class DeploySpec(Strict):
     gate: GateSpec
-    target: Literal["alias"] = "alias"
+    target: Literal["alias", "local", "kubernetes"] = Field("alias", description=(
+        "alias: move the MLflow alias only (batch); local: also smoke-test a running `skylift serve`; "
+        "kubernetes: also roll out the serving Deployment, Service and HPA"))
     smoke_rows: int = Field(20, ge=1, le=10_000)
+    kubernetes: KubernetesServingSpec | None = None
+    local: LocalServingSpec | None = None
+
+    @model_validator(mode="after")
+    def _target_block(self) -> DeploySpec:
+        if self.target == "kubernetes" and self.kubernetes is None:
+            raise ValueError("target: kubernetes needs a `kubernetes:` block (at least `image:`)")
+        for block in ("kubernetes", "local"):
+            if getattr(self, block) is not None and self.target != block:
+                raise ValueError(f"a `{block}:` block is set but target is {self.target!r}: set target: {block} "
+                                 "or remove the block")
+        return self
+
+    @property
+    def local_target(self) -> LocalServingSpec:
+        return self.local or LocalServingSpec()
+
+
+class ApprovalSpec(Strict):
+    """A person approves each promotion the gate clears, in Airflow's own human-in-the-loop UI,
+    before the champion alias moves (operators/approval.py)."""
+
+    approvers: list[Annotated[str, Field(min_length=1)]] | None = Field(None, min_length=1, description=(
+        "Airflow user ids who may answer (the user name under the simple auth manager); none: every user "
+        "allowed to act on the DAG"))
+    timeout_minutes: int = Field(24 * 60, ge=1, le=30 * 24 * 60, description=(
+        "how long the request waits for an answer"))
+    on_timeout: Literal["reject", "approve"] = Field("reject", description=(
+        "what an unanswered request decides: reject (the champion stays) or approve (a veto window)"))
 
 
 class ScoreSpec(Strict):

@@ -133,6 +133,7 @@ def _build_deploy(request: BuildRequest) -> BaseOperator:
         key=spec.train.key, target=spec.train.target, task=spec.train.task, gate=spec.deploy.gate.model_dump(),
         holdout_fraction=spec.train.holdout_fraction, smoke_rows=spec.deploy.smoke_rows,
         window_days=spec.train.window_days, **label_arguments(spec), task_id="deploy", pipeline=spec.pipeline,
+        serving=spec.deploy,
     )
 
 

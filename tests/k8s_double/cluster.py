@@ -1,8 +1,11 @@
 """The double's cluster: objects, a scheduler loop, and pods whose container runs as a local process.
 
-A bound pod's container command runs with the pod's `env`, its `envFrom` secrets (seeded when the
-double starts) and a bare base environment (PATH, HOME, LANG), never the test's own environment.
-`python` as the command's first word means this interpreter: the pod's image is ignored.
+A bound pod's container command runs with the pod's `env` (values and the downward API's
+`fieldRef`), its `envFrom` secrets (seeded when the double starts) and a bare base environment
+(PATH, HOME, LANG), never the test's own environment; `$(VAR)` in the command is expanded as the
+kubelet does. `python` as the command's first word means this interpreter: the pod's image is
+ignored. Each pod gets a loopback address of its own as pod IP, and its probes run (kubelet.py);
+Deployments roll out pods of their template (controllers.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from tests.k8s_double.controllers import DeploymentController
+from tests.k8s_double.kubelet import Prober, expand, field_value, next_pod_ip
 from tests.k8s_double.scheduling import Node, choose_node, pod_requests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +106,7 @@ class Cluster:
         self._versions = itertools.count(1)
         self._stop = threading.Event()
         self._loop = threading.Thread(target=self._run, name="k8s-double-scheduler", daemon=True)
+        self.deployments = DeploymentController(self)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -120,13 +126,15 @@ class Cluster:
                         self._schedule(record)
                     elif record.process is None and not record.deleted and record.node:
                         self._start_container(record)
+                self.deployments.reconcile()
             self._stop.wait(self.tick_seconds)
 
     def _version(self) -> str:
         return str(next(self._versions))
 
     # ---- events ----------------------------------------------------------------------------
-    def record_event(self, pod: dict[str, Any], reason: str, message: str, kind: str = "Normal") -> None:
+    def record_event(self, pod: dict[str, Any], reason: str, message: str, kind: str = "Normal",
+                     involved: str = "Pod") -> None:
         meta = pod["metadata"]
         with self.changed:
             for event in self.events:  # the scheduler updates its event rather than repeating it
@@ -140,9 +148,10 @@ class Cluster:
                 "apiVersion": "v1", "kind": "Event", "type": kind, "reason": reason, "message": message,
                 "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"],
                              "uid": str(uuid.uuid4()), "resourceVersion": self._version()},
-                "involvedObject": {"kind": "Pod", "name": meta["name"], "namespace": meta["namespace"],
-                                   "uid": meta["uid"], "apiVersion": "v1"},
-                "source": {"component": "default-scheduler" if "Schedul" in reason else "kubelet"},
+                "involvedObject": {"kind": involved, "name": meta["name"], "namespace": meta["namespace"],
+                                   "uid": meta["uid"], "apiVersion": "v1" if involved == "Pod" else "apps/v1"},
+                "source": {"component": "default-scheduler" if "Schedul" in reason
+                           else "kubelet" if involved == "Pod" else "deployment-controller"},
                 "firstTimestamp": now_text(), "lastTimestamp": now_text(), "count": 1,
             })
             self.changed.notify_all()
@@ -242,7 +251,9 @@ class Cluster:
             return
         record.node = node.name
         pod["spec"]["nodeName"] = node.name
-        pod["status"].update(conditions=[{**condition, "status": "True"}], hostIP="127.0.0.1")
+        pod_ip = next_pod_ip()
+        pod["status"].update(conditions=[{**condition, "status": "True"}], hostIP="127.0.0.1", podIP=pod_ip,
+                             podIPs=[{"ip": pod_ip}])
         meta = pod["metadata"]
         self.record_event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node.name}")
         self._start_container(record)
@@ -259,7 +270,11 @@ class Cluster:
                 prefix = source.get("prefix") or ""
                 env.update({prefix + k: v for k, v in self.secrets.get(ref["name"], {}).items()})
         for variable in container.get("env") or []:
-            env[variable["name"]] = variable.get("value") or ""
+            reference = (variable.get("valueFrom") or {}).get("fieldRef")
+            if reference:
+                env[variable["name"]] = field_value(pod, reference["fieldPath"])
+            else:
+                env[variable["name"]] = expand(variable.get("value") or "", env)
         return env
 
     def _start_container(self, record: PodRecord) -> None:
@@ -271,7 +286,7 @@ class Cluster:
             pod["status"]["containerStatuses"] = [_status(container, {"waiting": {
                 "reason": exc.reason, "message": exc.message}})]
             return
-        command = [*(container.get("command") or []), *(container.get("args") or [])]
+        command = [expand(part, env) for part in (*(container.get("command") or []), *(container.get("args") or []))]
         if command and command[0] in ("python", "python3"):
             command[0] = self.python
         record.process = subprocess.Popen(  # noqa: S603 - argv list from the pod spec, no shell
@@ -280,13 +295,31 @@ class Cluster:
         self.processes[pod["metadata"]["name"]] = record.process
         started = now_text()
         image = container.get("image") or ""
+        ready = not container.get("readinessProbe")  # with a probe, ready once it first passes
         pod["status"].update(phase="Running", startTime=started, containerStatuses=[_status(
-            container, {"running": {"startedAt": started}}, ready=True, started=True,
+            container, {"running": {"startedAt": started}}, ready=ready, started=True,
             image_id=image if "@sha256:" in image else "")])
-        pod["status"]["conditions"] += [{"type": t, "status": "True", "lastTransitionTime": started}
-                                        for t in ("Initialized", "ContainersReady", "Ready")]
+        pod["status"]["conditions"] += [{"type": "Initialized", "status": "True", "lastTransitionTime": started}]
+        pod["status"]["conditions"] += [{"type": t, "status": str(ready), "lastTransitionTime": started}
+                                        for t in ("ContainersReady", "Ready")]
         self.record_event(pod, "Started", f"Started container {container['name']}")
         threading.Thread(target=self._follow, args=(record,), daemon=True).start()
+        process = record.process
+        Prober(pod["status"]["podIP"], container, alive=lambda: process.poll() is None and not record.deleted,
+               set_ready=lambda value: self._set_ready(record, value),
+               warn=lambda reason, message: self.record_event(pod, reason, message, kind="Warning")).start()
+
+    def _set_ready(self, record: PodRecord, ready: bool) -> None:
+        with self.changed:
+            if record.finished or record.deleted:
+                return
+            status = record.manifest["status"]
+            status["containerStatuses"][0]["ready"] = ready
+            for condition in status["conditions"]:
+                if condition["type"] in ("Ready", "ContainersReady"):
+                    condition.update(status=str(ready), lastTransitionTime=now_text())
+            record.manifest["metadata"]["resourceVersion"] = self._version()
+            self.changed.notify_all()
 
     def _follow(self, record: PodRecord) -> None:
         """Collect the process output as the pod log, then record how it ended."""
@@ -351,13 +384,8 @@ class Cluster:
 
     def _store(self, kind: str, namespace: str, obj: dict[str, Any]) -> dict[str, Any]:
         obj["metadata"]["resourceVersion"] = self._version()
-        if kind == "deployments":  # every replica is ready at once: the double runs no containers here
-            replicas = (obj.get("spec") or {}).get("replicas", 1)
-            obj["status"] = {"observedGeneration": obj["metadata"]["generation"], "replicas": replicas,
-                             "updatedReplicas": replicas, "readyReplicas": replicas,
-                             "availableReplicas": replicas, "conditions": [
-                                 {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                                 {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]}
+        if kind == "deployments":  # the controller fills the status in once it has seen the spec
+            obj.setdefault("status", {})
         elif kind == "services":
             obj.setdefault("spec", {}).setdefault("clusterIP", f"10.96.0.{len(self.objects) % 250 + 2}")
         self.objects[(kind, namespace, obj["metadata"]["name"])] = obj
@@ -380,10 +408,16 @@ class Cluster:
                       patch: bool) -> dict[str, Any]:
         with self.changed:
             old = self.read_object(kind, namespace, name)
+            wanted = (body.get("metadata") or {}).get("resourceVersion")
+            if wanted and wanted != old["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind} "{name}": the object has '
+                                                "been modified; please apply your changes to the latest version and "
+                                                "try again")
             new = merge_patch(copy.deepcopy(old), body) if patch else {**copy.deepcopy(body), "metadata": {
                 **old["metadata"], **{k: v for k, v in body.get("metadata", {}).items()
                                       if k in ("labels", "annotations")}}}
-            if new.get("spec") != old.get("spec") or not patch:
+            new["status"] = old.get("status") or {}  # a write of the object never sets its status
+            if new.get("spec") != old.get("spec"):
                 new["metadata"]["generation"] = old["metadata"]["generation"] + 1
             return self._store(kind, namespace, new)
 
@@ -391,6 +425,9 @@ class Cluster:
         with self.changed:
             obj = self.read_object(kind, namespace, name)
             del self.objects[(kind, namespace, name)]
+            if kind == "deployments":  # the garbage collector removes what it owned
+                for pod in self.deployments.owned_pods(obj):
+                    self.delete_pod(namespace, pod["metadata"]["name"])
             return obj
 
 

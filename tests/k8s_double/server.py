@@ -1,4 +1,5 @@
-"""The REST surface: the core/v1, apps/v1 and autoscaling/v2 paths the kubernetes clients call."""
+"""The REST surface: the core/v1, apps/v1 and autoscaling/v2 paths the kubernetes clients call,
+and the API server's proxy to a Service (proxy.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import json
 import re
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.k8s_double.cluster import ApiError, Cluster
+from tests.k8s_double.proxy import forward
 
 OBJECT_KINDS = {  # path group -> (kind, apiVersion)
     ("apps/v1", "deployments"): ("Deployment", "apps/v1"),
@@ -19,6 +21,7 @@ ROUTE = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[a-z0-9.]+/v[0-9a-z]+))"
     r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<resource>[a-z]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>[a-z]+))?$"
 )
+PROXY = re.compile(r"^/api/v1/namespaces/(?P<namespace>[^/]+)/services/(?P<service>[^/]+)/proxy(?P<path>/.*)?$")
 
 
 def status_body(error: ApiError) -> dict[str, Any]:
@@ -65,6 +68,11 @@ class Handler(BaseHTTPRequestHandler):
             if url.path in ("/version", "/version/"):
                 self._send(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.0-skylift-double"})
                 return
+            proxied = PROXY.match(url.path)
+            if proxied is not None:
+                self._proxy(method, unquote(proxied["namespace"]), unquote(proxied["service"]),
+                            (proxied["path"] or "/") + (f"?{url.query}" if url.query else ""))
+                return
             if match is None:
                 raise ApiError(404, "NotFound", f"the server could not find the requested resource ({url.path})")
             self._route(method, match.groupdict(), query)
@@ -85,6 +93,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
+
+    def _proxy(self, method: str, namespace: str, service: str, path: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        answer = forward(self.server.cluster, namespace, service, method, path, body, dict(self.headers.items()))
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
 
     # ---- routes ----------------------------------------------------------------------------
     def _route(self, method: str, route: dict[str, str | None], query: dict[str, str]) -> None:

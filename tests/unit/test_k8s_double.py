@@ -108,16 +108,102 @@ def test_a_missing_secret_keeps_the_container_waiting(api):
     assert (waiting.reason, waiting.message) == ("CreateContainerConfigError", 'secret "absent" not found')
 
 
-def test_deployments_report_ready_replicas(api):
+SERVER = """
+import http.server, json, os, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def do_GET(self):
+        body = json.dumps({"pod": os.environ["HOSTNAME"], "answer": os.environ["ANSWER"], "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer((sys.argv[1], int(sys.argv[2])), Handler).serve_forever()
+"""
+
+
+def _deployment(answer: str, command: list[str] | None = None, replicas: int = 2):
     from kubernetes.client import models as k8s
 
-    _, _, apps = api
+    command = command or ["python", "-c", SERVER, "$(POD_IP)", "8080"]
+    probe = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/ping", port="http"), period_seconds=1)
+    container = k8s.V1Container(
+        name="s", image="serve:1", command=command, readiness_probe=probe,
+        ports=[k8s.V1ContainerPort(name="http", container_port=8080)],
+        env=[k8s.V1EnvVar(name="ANSWER", value=answer), k8s.V1EnvVar(name="POD_IP", value_from=k8s.V1EnvVarSource(
+            field_ref=k8s.V1ObjectFieldSelector(field_path="status.podIP")))])
     template = k8s.V1PodTemplateSpec(metadata=k8s.V1ObjectMeta(labels={"app": "serve"}),
-                                     spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="s", image="serve:1")]))
-    body = k8s.V1Deployment(metadata=k8s.V1ObjectMeta(name="serve"), spec=k8s.V1DeploymentSpec(
-        replicas=2, selector=k8s.V1LabelSelector(match_labels={"app": "serve"}), template=template))
-    apps.create_namespaced_deployment("ml", body)
-    apps.patch_namespaced_deployment("serve", "ml", {"spec": {"replicas": 3}})
-    deployment = apps.read_namespaced_deployment("serve", "ml")
-    assert (deployment.spec.replicas, deployment.status.ready_replicas) == (3, 3)
-    assert deployment.metadata.generation == 2
+                                     spec=k8s.V1PodSpec(containers=[container]))
+    return k8s.V1Deployment(metadata=k8s.V1ObjectMeta(name="serve"), spec=k8s.V1DeploymentSpec(
+        replicas=replicas, selector=k8s.V1LabelSelector(match_labels={"app": "serve"}), template=template,
+        progress_deadline_seconds=3))
+
+
+def _proxied(core, service: str, path: str) -> dict:
+    import json
+
+    answer = core.connect_get_namespaced_service_proxy_with_path(service, "ml", path, _preload_content=False)
+    return json.loads(answer.data)
+
+
+def _rolled_out(apps) -> bool:
+    d = apps.read_namespaced_deployment("serve", "ml")
+    s = d.status
+    return (s.observed_generation == d.metadata.generation and s.updated_replicas == d.spec.replicas
+            == s.ready_replicas == s.replicas)
+
+
+def test_a_deployment_rolls_out_ready_pods_behind_a_service_and_keeps_the_old_ones_while_new_never_get_ready(api):
+    from kubernetes.client import models as k8s
+
+    double, core, apps = api
+    apps.create_namespaced_deployment("ml", _deployment("one"))
+    core.create_namespaced_service("ml", k8s.V1Service(metadata=k8s.V1ObjectMeta(name="serve"), spec=k8s.V1ServiceSpec(
+        selector={"app": "serve"}, ports=[k8s.V1ServicePort(name="web", port=80, target_port="http")])))
+    _until(lambda: _rolled_out(apps))
+    pods = core.list_namespaced_pod("ml", label_selector="app=serve").items
+    assert len({p.status.pod_ip for p in pods}) == 2 and all(p.status.pod_ip.startswith("127.") for p in pods)
+    answers = [_proxied(core, "serve:web", "version") for _ in range(4)]
+    assert {a["pod"] for a in answers} == {p.metadata.name for p in pods}  # round robin over both endpoints
+    assert {(a["answer"], a["path"]) for a in answers} == {("one", "/version")}
+    assert apps.read_namespaced_deployment("serve", "ml").metadata.annotations[
+        "deployment.kubernetes.io/revision"] == "1"
+
+    current = apps.read_namespaced_deployment("serve", "ml")
+    apps.replace_namespaced_deployment("serve", "ml", _deployment("two"))  # no resourceVersion: last write wins
+    _until(lambda: _rolled_out(apps) and apps.read_namespaced_deployment("serve", "ml").metadata.generation == 2)
+    assert _proxied(core, "serve", "y")["answer"] == "two"
+    assert not {p.metadata.name for p in pods} & {
+        p.metadata.name for p in core.list_namespaced_pod("ml", label_selector="app=serve").items}
+    stale = _deployment("three")
+    stale.metadata.resource_version = current.metadata.resource_version
+    with pytest.raises(Exception, match="Conflict"):
+        apps.replace_namespaced_deployment("serve", "ml", stale)
+
+    # a template whose pods never answer their probe: the old pods keep serving, the deadline passes
+    apps.patch_namespaced_deployment("serve", "ml", _deployment("four", ["python", "-c", "import time; time.sleep(60)"]))
+    _until(lambda: any(c.reason == "ProgressDeadlineExceeded"
+                       for c in apps.read_namespaced_deployment("serve", "ml").status.conditions or []))
+    status = apps.read_namespaced_deployment("serve", "ml").status
+    assert (status.updated_replicas, status.ready_replicas, status.replicas) == (2, 2, 4)
+    assert _proxied(core, "serve", "z")["answer"] == "two"
+    events = [e.message for e in core.list_namespaced_event("ml").items if e.reason == "Unhealthy"]
+    assert events and events[0].startswith('Readiness probe failed: Get "http://127.')
+
+    apps.delete_namespaced_deployment("serve", "ml")
+    _until(lambda: not core.list_namespaced_pod("ml", label_selector="app=serve").items)
+    with pytest.raises(Exception, match="no endpoints available for service"):
+        _proxied(core, "serve", "z")
+
+
+def test_env_references_expand_as_the_kubelet_expands_them():
+    from tests.k8s_double.kubelet import expand, field_value
+
+    assert expand("--host $(POD_IP) $(MISSING) $$(POD_IP)", {"POD_IP": "127.1.0.9"}) == (
+        "--host 127.1.0.9 $(MISSING) $(POD_IP)")
+    pod = {"metadata": {"name": "p", "namespace": "ml", "labels": {"a": "b"}}, "spec": {"nodeName": "n"},
+           "status": {"podIP": "127.1.0.9"}}
+    assert [field_value(pod, f) for f in ("status.podIP", "metadata.name", "metadata.labels['a']")] == [
+        "127.1.0.9", "p", "b"]

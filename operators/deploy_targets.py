@@ -1,0 +1,51 @@
+"""The deploy stage's targets after the alias flip (`deploy.target`): build the one the spec names,
+with its clients, and the smoke sample it is tested on.
+
+`alias` has nothing to roll out. `local` smoke-tests a running `skylift serve`; `kubernetes` talks
+to the cluster through the cncf-kubernetes provider's `KubernetesHook` (its Airflow connection:
+a kubeconfig, in-cluster credentials, or a context), as every other Skylift pod does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from include.deploy.targets import KubernetesTarget, LocalTarget, SmokeSample
+    from operators.spec.models import DeploySpec
+
+
+def build_target(deploy: DeploySpec, *, pipeline: str, model_name: str, version: str,
+                 tracking_uri: str) -> LocalTarget | KubernetesTarget | None:
+    """The target `deploy.target` names for rolling out `version` (None for `alias`)."""
+    from include.deploy.manifests import Release
+
+    if deploy.target == "alias":
+        return None
+    if deploy.target == "local":
+        from include.deploy.targets import LocalTarget
+
+        release = Release(pipeline=pipeline, model_name=model_name, version=version, tracking_uri=tracking_uri)
+        return LocalTarget(deploy.local_target, release)
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    from include.deploy.kube import KubeClients
+    from include.deploy.targets import KubernetesTarget
+
+    spec = deploy.kubernetes
+    release = Release(pipeline=pipeline, model_name=model_name, version=version,
+                      tracking_uri=spec.tracking_uri or tracking_uri)
+    hook = KubernetesHook(conn_id=spec.connection_id)
+    api_client = hook.api_client
+    return KubernetesTarget(spec, release, KubeClients.from_api_client(api_client), api_client)
+
+
+def smoke_sample(model_name: str, version: str, rows: Any) -> SmokeSample:
+    """`rows` cut to the model's inputs, with batch scoring's scores for them (include/scoring.py,
+    the path the score stage takes): what the live endpoint must answer."""
+    from include import scoring
+    from include.deploy.targets import SmokeSample
+
+    model = scoring.load(f"models:/{model_name}/{version}")
+    inputs = rows[model.columns].reset_index(drop=True)
+    return SmokeSample(rows=inputs, expected=model.predict(inputs))
