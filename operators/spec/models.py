@@ -435,6 +435,8 @@ class PipelineSpec(Strict):
     train: TrainSpec | None = None
     register_: RegisterSpec | None = Field(None, alias="register")
     deploy: DeploySpec | None = None
+    approval: ApprovalSpec | None = Field(None, description=(
+        "ask a person to approve each promotion the gate clears before the champion moves"))
     score: ScoreSpec = Field(default_factory=ScoreSpec)
     custom: dict[Name, CustomStageSpec] = Field(default_factory=dict, description=(
         "configuration of the custom stages the DAGs name, by stage name"))
@@ -451,6 +453,8 @@ class PipelineSpec(Strict):
             datasets = [b.dataset for b in self.source_bindings]
             if len(set(datasets)) != len(datasets):
                 raise ValueError(f"two sources write the same dataset ({datasets}); give each its own `dataset:`")
+        if self.approval is not None and self.deploy is None:
+            raise ValueError("`approval:` guards the deploy stage's promotion: it needs a `deploy:` section")
         if self.labels is not None:
             if self.sources is None or self.labels.source not in self.sources:
                 known = sorted(self.sources or {})

@@ -128,7 +128,12 @@ def _build_deploy(request: BuildRequest) -> BaseOperator:
     from operators.deploy import DeployModelOperator
 
     spec = request.spec
-    return DeployModelOperator(
+    operator: Callable[..., Any] = DeployModelOperator
+    if spec.approval is not None:  # gate -> approve -> deploy, as one group (operators/approval.py)
+        from operators.approval import promotion_group
+
+        operator = promotion_group(spec)
+    return operator(
         model_name=spec.register_.model_name, register_task_id="register", features_dataset=spec.features_dataset,
         key=spec.train.key, target=spec.train.target, task=spec.train.task, gate=spec.deploy.gate.model_dump(),
         holdout_fraction=spec.train.holdout_fraction, smoke_rows=spec.deploy.smoke_rows,
@@ -143,10 +148,11 @@ def _build_score(request: BuildRequest) -> BaseOperator:
 
     spec = request.spec
     extra: dict[str, Any] = {}
-    if spec.labels is not None and "deploy" in request.stages:
-        # Nights before enough outcomes have landed train nothing; the day is still scored with
-        # the champion there is, and skipped (not failed) while there is none yet. At least one
-        # upstream must have succeeded: a day whose validation was skipped has no features to score.
+    if (spec.labels is not None or spec.approval is not None) and "deploy" in request.stages:
+        # Nights before enough outcomes have landed train nothing, and a promotion a person rejected
+        # skips `deploy`; the day is still scored with the champion there is, and skipped (not failed)
+        # while there is none yet. At least one upstream must have succeeded: a day whose validation
+        # was skipped has no features to score.
         extra = {"trigger_rule": "none_failed_min_one_success", "skip_without_champion": True}
     return BatchScoreOperator(model_name=spec.register_.model_name, features_dataset=spec.features_dataset,
                               dataset=spec.predictions_dataset, key=spec.train.key, engine=spec.score.engine,
