@@ -143,18 +143,20 @@ class DeployModelOperator(SkyliftOperator):
         link = {"ui": self.mlflow_hook.ui_base() or "http://127.0.0.1:5000", "name": self.model_name,
                 "version": version}
         result = {**gated, "champion": version, "awaiting_approval": False, "approval": approval}
+        ds, actor = partition_date(context), f"{ti.dag_id}/{ti.run_id}"
+        holdout = self._holdout(ds)
         if registry.current_champion(client, trail, self.model_name) == version:  # a retry after it moved
             self.log.info("%s v%s is champion already", self.model_name, version)
         else:
-            ds = partition_date(context)
             who = approval.get("user_name") or approval.get("outcome")
             gate = gated.get("gate") or {}
             cleared = ClearedGate(forced=bool(gate.get("forced")),
                                   reasons=(*(gate.get("reasons") or ()), f"approved ({who})"))
             details = {"gate": gate, "report": gated.get("report"), "ds": ds, "approval": approval,
                        "smoke": {"dataset": self.features_dataset, "ds": ds}}
-            self._promote(client, trail, version, previous, self._holdout(ds), f"{ti.dag_id}/{ti.run_id}", cleared,
-                          details)
+            self._promote(client, trail, version, previous, holdout, actor, cleared, details)
+        if self.serving is not None and self.serving.target != "alias":
+            result["serving"] = self._roll_out(client, trail, version, holdout, actor)
         ti.xcom_push(key=VERSION_XCOM_KEY, value=link)
         return result
 
