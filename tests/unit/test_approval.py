@@ -184,3 +184,35 @@ def test_an_answer_that_is_not_approve_or_reject_is_refused():
         approval.ApprovalDecision.from_event(_event("Maybe"))
     with pytest.raises(RegistryError, match="ended without an answer"):
         approval.ApprovalDecision.from_event({"error": "timeout passed", "error_type": "timeout"})
+
+
+# ---- the operator, on a task context without a scheduler ----
+
+def _operator():
+    from operators.approval import PromotionApprovalOperator
+
+    return PromotionApprovalOperator(task_id="approve", model_name="churn", pipeline="churn", timeout_minutes=90)
+
+
+def test_the_operator_skips_when_there_is_nothing_to_approve(context_for):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    kept = {"version": "7", "previous_champion": "5", "gate": {**GATE, "promoted": False, "verdict": "keep champion"}}
+    context = context_for("2026-11-20", task_id="approve", xcoms={("gate", "return_value"): kept})
+    with pytest.raises(AirflowSkipException, match="nothing to approve for churn: the gate kept v5: keep champion"):
+        _operator().execute(context)
+
+
+def test_the_operator_records_an_approval_before_deploy_runs(context_for, skylift_env):
+    from include.lake import Lake
+
+    gated = {"version": "7", "previous_champion": "5", "gate": GATE, "report": "file:///lake/reports/gate.html"}
+    context = context_for("2026-11-20", task_id="approve", run_id="manual__a", xcoms={("gate", "return_value"): gated})
+    payload = _operator().execute_complete(context, _event("Approve", comment="ship it"))
+    assert payload["chosen_options"] == ["Approve"]
+    decision = context["ti"].xcoms[("approve", approval.DECISION_XCOM_KEY)]
+    assert decision["approved"] and decision["user_name"] == "alice" and decision["comment"] == "ship it"
+    from operators.settings import Settings
+
+    [event] = AuditTrail(Lake(Settings.resolve().lake_root)).events("churn")
+    assert (event.action, event.actor, event.details["dag_run"]) == (APPROVE, "user:alice", "unit/manual__a")
