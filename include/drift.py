@@ -32,11 +32,12 @@ EPSILON = 1e-4  # the share an empty bin counts as, so PSI stays finite
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When a distribution has drifted, and when a day has too few rows to tell."""
+    """When a distribution has drifted, and when a day has too few rows to tell (the spec's
+    `monitor.drift` sets them; operators/spec/models.py DriftSpec holds the defaults)."""
 
-    psi: float = 0.2
-    ks_pvalue: float | None = 0.01  # None: PSI alone decides
-    min_rows: int = 100
+    psi: float
+    ks_pvalue: float | None  # None: PSI alone decides
+    min_rows: int
 
     def __post_init__(self) -> None:
         if not self.psi > 0:

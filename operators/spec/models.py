@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-STAGES = ("ingest", "validate", "features", "train", "register", "deploy", "score", "evaluate")
+STAGES = ("ingest", "validate", "features", "train", "register", "deploy", "score", "monitor", "evaluate")
 NAME = r"^[a-z][a-z0-9_]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME)]
 # Feature jobs are Python callables; they may only come from these packages (no arbitrary imports).
@@ -367,6 +367,29 @@ class ScoreSpec(Strict):
         "auto", description="auto: Spark when skylift_spark_master is a cluster, else in-process pandas")
 
 
+class DriftSpec(Strict):
+    """`monitor.drift`: compare each scored day with the champion's training data (include/drift.py)."""
+
+    psi_threshold: float = Field(0.25, gt=0.0, le=10.0, description=(
+        "a feature drifts when its PSI over the training data's deciles reaches this (0.1: moderate, 0.25: large)"))
+    ks_pvalue: float | None = Field(0.001, gt=0.0, lt=1.0, description=(
+        "and the two-sample KS test's p-value is below this (null: PSI alone decides)"))
+    min_rows: int = Field(100, ge=1, description="a day with fewer scored rows gets no verdict")
+    min_drifted_features: int = Field(1, ge=1, description="how many drifted features make the day drift")
+    prediction_days: int = Field(7, ge=0, le=366, description=(
+        "earlier days whose predictions (same model version) the day's are compared with (0: none)"))
+    on_prediction_drift: Literal["report", "flag"] = Field("report", description=(
+        "prediction drift is only reported, or flags the day like drifted features"))
+    retrain: bool = Field(False, description="a drifted day triggers the retrain DAG for its date")
+    retrain_dag: Name = Field("retrain", description="the entry of `dags:` that retrains (run for the drifted date)")
+    cooldown_days: int = Field(7, ge=1, le=366, description=(
+        "at most one retrain per this many days of partition dates (recorded in the lake, race-free)"))
+
+
+class MonitorSpec(Strict):
+    drift: DriftSpec = Field(default_factory=DriftSpec, description="distribution drift after scoring")
+
+
 DatasetRef = Annotated[str, Field(pattern=r"^[a-z]+/[a-z][a-z0-9_]{0,62}$")]
 
 
@@ -438,9 +461,24 @@ class PipelineSpec(Strict):
     approval: ApprovalSpec | None = Field(None, description=(
         "ask a person to approve each promotion the gate clears before the champion moves"))
     score: ScoreSpec = Field(default_factory=ScoreSpec)
+    monitor: MonitorSpec | None = Field(None, description=(
+        "drift monitoring after scoring (the `monitor` stage), and the retrain it may trigger"))
     custom: dict[Name, CustomStageSpec] = Field(default_factory=dict, description=(
         "configuration of the custom stages the DAGs name, by stage name"))
     dags: dict[Name, DagSpec]
+
+    @model_validator(mode="after")
+    def _retrain_dag_exists(self) -> PipelineSpec:
+        drift = self.monitor.drift if self.monitor else None
+        if drift is not None and drift.retrain:
+            dag = self.dags.get(drift.retrain_dag)
+            if dag is None:
+                raise ValueError(f"monitor.drift.retrain_dag {drift.retrain_dag!r} must name an entry of `dags:` "
+                                 f"(declared: {sorted(self.dags)})")
+            if "train" not in self.dag_stages(dag):
+                raise ValueError(f"monitor.drift.retrain_dag {drift.retrain_dag!r} must be a DAG with the `train` "
+                                 "stage: drift triggers it to train a new model")
+        return self
 
     @model_validator(mode="after")
     def _one_way_to_declare_sources(self) -> PipelineSpec:
@@ -514,10 +552,13 @@ class PipelineSpec(Strict):
         return self.score.dataset or f"{self.pipeline}_predictions"
 
     def dag_stages(self, dag: DagSpec) -> list[str]:
-        """The DAG's stages; `all` includes `evaluate` only when the spec declares `labels:`."""
+        """The DAG's stages; `all` includes `evaluate` only when the spec declares `labels:`, and
+        `monitor` only with `monitor:`."""
         stages = dag.stage_list
         if dag.stages == "all" and self.labels is None:
             stages = [s for s in stages if s != "evaluate"]
+        if dag.stages == "all" and self.monitor is None:
+            stages = [s for s in stages if s != "monitor"]
         return stages
 
     def stage_spec(self, stage: str) -> BaseModel | None:

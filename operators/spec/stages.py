@@ -159,6 +159,23 @@ def _build_score(request: BuildRequest) -> BaseOperator:
                               outlets=[predictions_asset(spec)], **extra, task_id="score", pipeline=spec.pipeline)
 
 
+def _build_monitor(request: BuildRequest) -> BaseOperator:
+    """The drift check after scoring, and (with `retrain: true`) the task that triggers the retrain DAG."""
+    from operators.monitor import DriftMonitorOperator, RetrainOnDriftOperator
+
+    spec = request.spec
+    drift = spec.monitor.drift
+    retrain_dag_id = f"{spec.pipeline}_{drift.retrain_dag}" if drift.retrain else None
+    monitor = DriftMonitorOperator(
+        model_name=spec.register_.model_name, features_dataset=spec.features_dataset,
+        predictions_dataset=spec.predictions_dataset, drift=drift.model_dump(), retrain_dag_id=retrain_dag_id,
+        task_id="monitor", pipeline=spec.pipeline)
+    if retrain_dag_id:
+        monitor >> RetrainOnDriftOperator(task_id="retrain_on_drift", monitor_task_id="monitor",
+                                          retrain_dag_id=retrain_dag_id)
+    return monitor
+
+
 def _build_evaluate(request: BuildRequest) -> BaseOperator:
     from operators.evaluate import EvaluateOperator
     from operators.spec.assets import evaluations_asset
@@ -252,6 +269,8 @@ BUILTIN: dict[str, Stage] = {s.name: s for s in (
           needs_in_dag="register", params=("force_deploy",), build=_build_deploy, trigger_form=_deploy_form),
     Stage("score", "score", follows=("deploy", "features"), needs_sections=("train", "register", "features"),
           build=_build_score),
+    Stage("monitor", "monitor", follows=("score",), needs_sections=("register", "features"), needs_in_dag="score",
+          build=_build_monitor),
     Stage("evaluate", "labels", follows=("score",), needs_sections=("labels", "train", "register"),
           waits_for_sources=_label_source, build=_build_evaluate),
 )}

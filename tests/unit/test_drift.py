@@ -24,6 +24,10 @@ def reference(frame: pd.DataFrame | None = None) -> drift.Reference:
     return drift.build_reference(list(frame.columns), frame.to_numpy())
 
 
+def limits(psi: float = 0.25, ks_pvalue: float | None = 0.001, min_rows: int = 100) -> drift.Thresholds:
+    return drift.Thresholds(psi=psi, ks_pvalue=ks_pvalue, min_rows=min_rows)
+
+
 def day_inputs(frame: pd.DataFrame, ds: str = "2026-11-10", **extra) -> drift.DriftInputs:
     return drift.DriftInputs(ds=ds, columns={c: frame[c] for c in frame.columns}, rows=len(frame), **extra)
 
@@ -76,7 +80,7 @@ def test_ks_compares_finite_values_and_needs_some_on_each_side():
 
 
 def test_a_day_like_the_training_data_does_not_drift():
-    result = drift.check(reference(), day_inputs(training(800, seed=7)), drift.Thresholds())
+    result = drift.check(reference(), day_inputs(training(800, seed=7)), limits())
     assert not result.drifted and result.drifted_features == [] and result.status == "no_drift"
     assert all(c.psi < 0.05 for c in result.features)
 
@@ -84,7 +88,7 @@ def test_a_day_like_the_training_data_does_not_drift():
 def test_a_shifted_feature_drifts_and_is_named():
     day = training(800, seed=7)
     day["tenure"] += 12  # two standard deviations
-    result = drift.check(reference(), day_inputs(day), drift.Thresholds())
+    result = drift.check(reference(), day_inputs(day), limits())
     assert result.drifted and result.drifted_features == ["tenure"]
     tenure = result.features[0]
     assert tenure.psi > 1 and tenure.ks_pvalue < 1e-30 and "KS p" in tenure.why
@@ -94,8 +98,8 @@ def test_a_shifted_feature_drifts_and_is_named():
 def test_psi_over_the_threshold_but_ks_above_its_p_value_is_not_drift():
     day = training(800, seed=7)
     day["tenure"] += 3
-    loose = drift.check(reference(), day_inputs(day), drift.Thresholds(psi=0.05, ks_pvalue=None))
-    strict = drift.check(reference(), day_inputs(day), drift.Thresholds(psi=0.05, ks_pvalue=1e-300))
+    loose = drift.check(reference(), day_inputs(day), limits(psi=0.05, ks_pvalue=None))
+    strict = drift.check(reference(), day_inputs(day), limits(psi=0.05, ks_pvalue=1e-300))
     assert loose.drifted_features == ["tenure"]
     assert strict.drifted_features == [] and "but KS p" in strict.features[0].why
 
@@ -103,26 +107,26 @@ def test_psi_over_the_threshold_but_ks_above_its_p_value_is_not_drift():
 def test_a_column_gone_empty_drifts_through_the_missing_bin():
     day = training(800, seed=7)
     day["visits"] = np.nan
-    result = drift.check(reference(), day_inputs(day), drift.Thresholds())
+    result = drift.check(reference(), day_inputs(day), limits())
     visits = result.features[1]
     assert result.drifted_features == ["visits"] and visits.ks_pvalue is None and visits.missing_share == 1.0
 
 
 def test_a_column_missing_from_the_day_counts_as_drifted():
     result = drift.check(reference(), day_inputs(training(800, seed=7).drop(columns=["premium"])),
-                         drift.Thresholds())
+                         limits())
     assert result.missing_columns == ("premium",) and result.drifted_features == ["premium"] and result.drifted
 
 
 def test_too_few_rows_give_no_verdict():
-    result = drift.check(reference(), day_inputs(training(50, seed=7) + 100), drift.Thresholds(min_rows=100))
+    result = drift.check(reference(), day_inputs(training(50, seed=7) + 100), limits(min_rows=100))
     assert result.too_few_rows and not result.drifted and result.status == "too_few_rows" and not result.features
 
 
 def test_min_drifted_features_needs_that_many():
     day = training(800, seed=7)
     day["tenure"] += 12
-    result = drift.check(reference(), day_inputs(day), drift.Thresholds(), min_drifted_features=2)
+    result = drift.check(reference(), day_inputs(day), limits(), min_drifted_features=2)
     assert result.drifted_features == ["tenure"] and not result.drifted
 
 
@@ -131,15 +135,15 @@ def test_prediction_drift_is_reported_and_flags_the_day_only_when_asked():
     baseline, moved = rng.beta(2, 5, 3000), rng.beta(5, 2, 800)
     inputs = day_inputs(training(800, seed=7), predictions=moved, baseline_predictions=baseline,
                         baseline_days=("2026-11-08", "2026-11-09"))
-    reported = drift.check(reference(), inputs, drift.Thresholds())
-    flagged = drift.check(reference(), inputs, drift.Thresholds(), predictions_flag=True)
+    reported = drift.check(reference(), inputs, limits())
+    flagged = drift.check(reference(), inputs, limits(), predictions_flag=True)
     assert reported.prediction_drifted and not reported.drifted
     assert flagged.drifted and flagged.drifted_features == []
     assert reported.to_dict()["prediction_baseline"] == ["2026-11-08", "2026-11-09"]
 
 
 def test_a_baseline_with_too_few_rows_is_not_compared():
-    assert drift.compare_predictions(np.zeros(10), np.zeros(500), drift.Thresholds(min_rows=100)) is None
+    assert drift.compare_predictions(np.zeros(10), np.zeros(500), limits(min_rows=100)) is None
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -149,13 +153,13 @@ def test_a_baseline_with_too_few_rows_is_not_compared():
 ])
 def test_thresholds_are_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        drift.Thresholds(**kwargs)
+        limits(**kwargs)
 
 
 def test_the_report_names_the_drifted_features_first_and_the_retrain():
     day = training(800, seed=7)
     day["visits"] *= 3
-    result = drift.check(reference(), day_inputs(day), drift.Thresholds())
+    result = drift.check(reference(), day_inputs(day), limits())
     body = {"pipeline": "churn", "model": "churn", "model_version": "3", "dag_run": "churn_nightly/r1",
             "reference_rows": 4000, **result.to_dict(),
             "retrain": {"enabled": True, "cooldown_days": 7, "trigger": {"dag_id": "churn_retrain"},

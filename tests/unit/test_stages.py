@@ -23,10 +23,12 @@ def project(tmp_path, monkeypatch):
 
 
 def test_the_loaders_tables_derive_from_the_registry():
-    assert list(BUILTIN) == ["ingest", "validate", "features", "train", "register", "deploy", "score", "evaluate"]
+    assert list(BUILTIN) == ["ingest", "validate", "features", "train", "register", "deploy", "score", "monitor",
+                             "evaluate"]
     assert RESERVED_PARAMS == {"ds", "rebuild", "train_start", "train_end", "gpu", "force_deploy"}
     assert {name: s.needs_in_dag for name, s in BUILTIN.items() if s.needs_in_dag} == {"register": "train",
-                                                                                         "deploy": "register"}
+                                                                                         "deploy": "register",
+                                                                                         "monitor": "score"}
 
 
 def test_a_custom_stage_is_wired_between_built_in_ones(project):
