@@ -17,6 +17,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,7 @@ class ChildRun:
 
     seconds: float
     wall: float
-    peak_rss_mib: float
+    peak_rss_mib: float  # the child's, or its process tree's summed, whichever is larger
     values: dict
 
 
@@ -101,6 +102,40 @@ class Comparison:
         return "\n".join(lines)
 
 
+class _TreeMemory(threading.Thread):
+    """Samples the summed RSS of a process and all its descendants every 0.2 s; keeps the peak."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_mib = 0.0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._done.wait(0.2):
+            total = 0
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_mib = max(self.peak_mib, total / 2**20)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
 class _WaitingPopen(subprocess.Popen):
     """Popen that reaps its child with wait4, keeping that child's own resource usage."""
 
@@ -125,15 +160,21 @@ def run_child(side: Side, timeout: float = 1800) -> ChildRun:
     env = {**os.environ, **(side.env or {})}
     start = time.perf_counter()
     proc = _WaitingPopen(list(side.argv), env=env, cwd=side.cwd or str(ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True)
+    tree = _TreeMemory(proc.pid)
+    tree.start()
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         proc.kill()
         proc.communicate()
         raise BenchError(f"{side.name}: no result within {timeout:.0f} s") from exc
+    finally:
+        tree.stop()
     wall = time.perf_counter() - start
-    peak = _peak_rss_of(proc)
+    # The larger of the child's own peak (exact) and its process tree's sampled sum (a Spark JVM,
+    # a training subprocess: processes that run beside it, which wait4 may not count).
+    peak = max(_peak_rss_of(proc), tree.peak_mib)
     if proc.returncode != 0:
         raise BenchError(f"{side.name}: exit {proc.returncode}\n{err[-4000:]}")
     lines = [line for line in out.splitlines() if line.startswith(RESULT_MARK)]

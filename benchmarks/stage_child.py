@@ -77,6 +77,106 @@ def ingest_skylift(csv: str, out: str) -> None:
     report(seconds=time.perf_counter() - start, rows=drop.table.num_rows)
 
 
+# ---- features -----------------------------------------------------------------------------------
+# The shipped job (include/features/churn.py) written by hand for DuckDB and for polars.
+CHURN_SQL = """
+WITH activity AS ({union}),
+window_stats AS (
+    SELECT customer_id, count(*) AS days_seen, avg(sessions) AS sessions_mean,
+           stddev_pop(sessions) AS sessions_std, avg(minutes_watched) AS minutes_mean,
+           sum(support_tickets) AS tickets_total, sum(payment_failures) AS payment_failures_total,
+           sum(CASE WHEN sessions > 0 THEN 1 ELSE 0 END) AS days_active
+    FROM activity GROUP BY customer_id),
+today AS (
+    SELECT customer_id, sessions AS sessions_today, minutes_watched AS minutes_today, tenure_days,
+           monthly_charges, CAST(plan = 'basic' AS INT) AS plan_basic,
+           CAST(plan = 'standard' AS INT) AS plan_standard, CAST(plan = 'premium' AS INT) AS plan_premium
+    FROM activity WHERE ds = '{ds}')
+SELECT t.*, w.days_seen, w.sessions_mean, coalesce(w.sessions_std, 0.0) AS sessions_std, w.minutes_mean,
+       w.tickets_total, w.payment_failures_total, w.days_active,
+       t.sessions_today - w.sessions_mean AS sessions_trend, w.days_active / w.days_seen AS active_share
+FROM today t JOIN window_stats w USING (customer_id)
+ORDER BY customer_id
+"""
+
+
+def _days(folder: str) -> list[tuple[str, str]]:
+    """(ds, parquet file) of each day of the input, oldest first."""
+    return sorted((p.stem, str(p)) for p in Path(folder).glob("*.parquet"))
+
+
+@side("features-spark")
+def features_spark(folder: str, out: str) -> None:
+    """The shipped PySpark job on the product's Spark session settings (local[2]), read and write
+    as the features stage does (one Parquet read per day with its `ds`, one Parquet write)."""
+    import os
+    from functools import reduce
+
+    started = time.perf_counter()
+    from operators.hooks.spark import SparkHook
+
+    with SparkHook(master=os.environ.get("SKYLIFT_BENCH_SPARK_MASTER", "local[2]"), app_name="bench").session() as spark:
+        from pyspark.sql import functions as F
+
+        from include.features.churn import build
+
+        session_s = time.perf_counter() - started
+        days = _days(folder)
+        start = time.perf_counter()
+        frames = [spark.read.parquet(path).withColumn("ds", F.lit(ds)) for ds, path in days]
+        result = build(reduce(lambda a, b: a.unionByName(b), frames), days[-1][0])
+        result.write.mode("overwrite").parquet(f"{out}/spark")
+        seconds = time.perf_counter() - start
+    import pyarrow.parquet as pq
+
+    report(seconds=seconds, session_s=session_s, rows=pq.read_table(f"{out}/spark").num_rows)
+
+
+@side("features-duckdb")
+def features_duckdb(folder: str, out: str) -> None:
+    import duckdb
+
+    days = _days(folder)
+    start = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    union = " UNION ALL ".join(f"SELECT *, '{ds}' AS ds FROM read_parquet('{path}')" for ds, path in days)
+    con.execute(f"COPY ({CHURN_SQL.format(union=union, ds=days[-1][0])}) TO '{out}/duckdb.parquet' (FORMAT parquet)")
+    seconds = time.perf_counter() - start
+    rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}/duckdb.parquet')").fetchone()[0]
+    report(seconds=seconds, rows=rows)
+
+
+@side("features-polars")
+def features_polars(folder: str, out: str) -> None:
+    import os
+
+    os.environ.setdefault("POLARS_MAX_THREADS", "2")
+    import polars as pl
+
+    days = _days(folder)
+    ds = days[-1][0]
+    start = time.perf_counter()
+    activity = pl.concat([pl.scan_parquet(path).with_columns(ds=pl.lit(day)) for day, path in days])
+    window = activity.group_by("customer_id").agg(
+        days_seen=pl.len(), sessions_mean=pl.col("sessions").mean(), sessions_std=pl.col("sessions").std(ddof=0),
+        minutes_mean=pl.col("minutes_watched").mean(), tickets_total=pl.col("support_tickets").sum(),
+        payment_failures_total=pl.col("payment_failures").sum(),
+        days_active=(pl.col("sessions") > 0).cast(pl.Int64).sum())
+    today = activity.filter(pl.col("ds") == ds).select(
+        "customer_id", sessions_today="sessions", minutes_today="minutes_watched", tenure_days="tenure_days",
+        monthly_charges="monthly_charges",
+        **{f"plan_{p}": (pl.col("plan") == p).cast(pl.Int32) for p in ("basic", "standard", "premium")})
+    result = (today.join(window, on="customer_id", how="inner")
+              .with_columns(sessions_trend=pl.col("sessions_today") - pl.col("sessions_mean"),
+                            active_share=pl.col("days_active") / pl.col("days_seen"),
+                            sessions_std=pl.col("sessions_std").fill_null(0.0))
+              .sort("customer_id"))
+    result.sink_parquet(f"{out}/polars.parquet")
+    seconds = time.perf_counter() - start
+    report(seconds=seconds, rows=pl.scan_parquet(f"{out}/polars.parquet").select(pl.len()).collect().item())
+
+
 def _head(data: bytes, lines: int = 1000) -> bytes:
     """The header and the first rows: a warm-up call that pays one-time costs (lazy imports) untimed."""
     end = 0
