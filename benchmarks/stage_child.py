@@ -115,7 +115,8 @@ def features_spark(folder: str, out: str) -> None:
     started = time.perf_counter()
     from operators.hooks.spark import SparkHook
 
-    with SparkHook(master=os.environ.get("SKYLIFT_BENCH_SPARK_MASTER", "local[2]"), app_name="bench").session() as spark:
+    master = os.environ.get("SKYLIFT_BENCH_SPARK_MASTER", "local[2]")
+    with SparkHook(master=master, app_name="bench").session() as spark:
         from pyspark.sql import functions as F
 
         from include.features.churn import build
