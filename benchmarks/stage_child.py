@@ -178,6 +178,53 @@ def features_polars(folder: str, out: str) -> None:
     report(seconds=seconds, rows=pl.scan_parquet(f"{out}/polars.parquet").select(pl.len()).collect().item())
 
 
+# ---- scoring ------------------------------------------------------------------------------------
+def _score_frame(path: str):
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+@side("score-skylift")
+def score_skylift(model_uri: str, tracking: str, features: str, threads: str) -> None:
+    """The score stage's in-process engine: `include.scoring.load` once, then `predict` on the frame."""
+    import mlflow
+
+    from include import scoring
+
+    mlflow.set_tracking_uri(tracking)
+    frame = _score_frame(features)
+    model = scoring.load(model_uri)
+    _set_threads(model.model, int(threads))
+    model.predict(frame.head(1000))  # warm-up: lazy imports, first-call set-up
+    start = time.perf_counter()
+    scores = model.predict(frame)
+    report(seconds=time.perf_counter() - start, rows=len(scores), mean=float(scores.mean()))
+
+
+def _set_threads(pyfunc_model, threads: int) -> None:
+    """The pyfunc's XGBoost model on the same thread count as the raw side."""
+    inner = pyfunc_model.get_raw_model() if hasattr(pyfunc_model, "get_raw_model") else None
+    booster = getattr(inner, "get_booster", lambda: inner)()
+    if booster is not None and hasattr(booster, "set_param"):
+        booster.set_param({"nthread": threads})
+
+
+@side("score-booster")
+def score_booster(model_file: str, features: str, threads: str) -> None:
+    """Raw XGBoost: `Booster.inplace_predict` on the frame's values, same rows and threads."""
+    import xgboost as xgb
+
+    frame = _score_frame(features)
+    booster = xgb.Booster()
+    booster.load_model(model_file)
+    booster.set_param({"nthread": int(threads)})
+    booster.inplace_predict(frame.head(1000))
+    start = time.perf_counter()
+    scores = booster.inplace_predict(frame)
+    report(seconds=time.perf_counter() - start, rows=len(scores), mean=float(scores.mean()))
+
+
 def _head(data: bytes, lines: int = 1000) -> bytes:
     """The header and the first rows: a warm-up call that pays one-time costs (lazy imports) untimed."""
     end = 0

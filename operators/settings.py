@@ -14,6 +14,10 @@ read at task run time. The defaults are the embedded set-up: everything in local
 | skylift_spark_master          | local[*]                                 | spark://spark-master:7077         |
 | skylift_training_image        | skylift-training:latest                  | registry.example.com/skylift:1.0  |
 | skylift_lake_verify_checksums | false (reads check sizes only)           | true (every read hashes its files)|
+| skylift_search_storage        | file://$AIRFLOW_HOME/skylift/optuna      | postgresql+psycopg2://.../optuna  |
+
+`skylift_search_storage` holds the Optuna studies of hyper-parameter searches (include/training/search.py):
+a folder of journal files works for workers on one machine; workers on several need a database URL.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def embedded_values(base: Path, spark_master: str = "local[*]") -> dict[str, str
         "skylift_spark_master": spark_master,
         "skylift_training_image": "skylift-training:latest",
         "skylift_lake_verify_checksums": "false",
+        "skylift_search_storage": f"file://{base}/optuna",
     }
 
 
@@ -71,6 +76,7 @@ class Settings:
     spark_master: str
     training_image: str
     lake_verify_checksums: bool = False
+    search_storage: str = ""
 
     @classmethod
     def resolve(cls) -> Settings:
@@ -86,4 +92,5 @@ class Settings:
             spark_master=get_setting("skylift_spark_master"),
             training_image=get_setting("skylift_training_image"),
             lake_verify_checksums=get_setting("skylift_lake_verify_checksums").strip().lower() in ("true", "1", "yes"),
+            search_storage=get_setting("skylift_search_storage"),
         )

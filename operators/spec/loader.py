@@ -216,8 +216,33 @@ def _cross_check(doc: YamlDocument, spec: PipelineSpec) -> list[SpecProblem]:
     problems += _check_gate(doc, spec)
     problems += _check_schedules(doc)
     problems += _check_model_params(doc)
+    problems += _check_search(doc, spec)
     for dag_name, dag in spec.dags.items():
         problems += _check_trigger_params(doc, spec, dag_name, dag)
+    return problems
+
+
+def _check_search(doc: YamlDocument, spec: PipelineSpec) -> list[SpecProblem]:
+    """`train.search`: its ranges against the framework's parameters, its metric against the task's,
+    and a DAG that can run it (on demand, with a train stage)."""
+    from include.training import search as hyper_search
+
+    search = spec.train.search if spec.train else None
+    if search is None:
+        return []
+    framework, where = spec.train.framework, ("train", "search")
+    problems = [doc.problem((*where, "params", *([found.name] if found.name else ())),
+                            f"{found.message} (train.framework is {framework})")
+                for found in hyper_search.space_problems(framework, search.params)]
+    known = METRICS[spec.train.task]
+    if search.metric not in known:
+        close = difflib.get_close_matches(search.metric, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append(doc.problem((*where, "metric"), f"{search.metric!r} is not a {spec.train.task} metric "
+                                                        f"(one of {sorted(known)}){hint}"))
+    if not any(dag.schedule is None and "train" in spec.dag_stages(dag) for dag in spec.dags.values()):
+        problems.append(doc.problem(where, "no DAG can run the search: it runs in an on-demand DAG (schedule: "
+                                           "null) with a train stage; add one, e.g. `retrain`"))
     return problems
 
 

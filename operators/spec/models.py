@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from include.training.search import ParamRange
+
 STAGES = ("ingest", "validate", "features", "train", "register", "deploy", "score", "monitor", "evaluate")
 NAME = r"^[a-z][a-z0-9_]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME)]
@@ -178,6 +180,26 @@ class ResourcesSpec(Strict):
     memory_limit: str | None = Field(None, pattern=QUANTITY)
 
 
+class SearchSpec(Strict):
+    """`train.search`: a hyper-parameter search an on-demand DAG runs when its form switches it on.
+
+    Each trial trains in its own process (or pod) with a point an Optuna study picks from these ranges
+    (include/training/search.py); the best trial by `metric` goes on to register and the gate.
+    """
+
+    params: dict[str, ParamRange] = Field(min_length=1, description=(
+        "the ranges, per parameter of train.framework: {type: int, low, high[, step, log]}, "
+        "{type: float, low, high[, step]}, {type: log_float, low, high} or {type: categorical, choices: [...]}"))
+    trials: int = Field(20, ge=1, le=1000, description="how many trials (the retrain form can change it)")
+    parallelism: int = Field(2, ge=1, le=64, description="trials that run at once in one DAG run")
+    metric: str = Field(description="the holdout metric that ranks trials (one the gate knows for train.task)")
+    direction: Literal["maximize", "minimize"] | None = Field(None, description=(
+        "none: the metric's own (maximize auc and r2, minimize logloss and rmse)"))
+    enabled: bool = Field(False, description="the retrain form's default: search, or train once with train.params")
+    sampler: Literal["tpe", "random"] = Field("tpe", description="how Optuna picks the next point")
+    seed: int | None = Field(None, ge=0, description="the sampler's seed (trial slot i uses seed + i)")
+
+
 class TrainSpec(Strict):
     framework: Literal["xgboost", "pytorch"]
     task: Literal["classification", "regression"] = "classification"
@@ -193,6 +215,8 @@ class TrainSpec(Strict):
     execution: Literal["local", "kubernetes"] = "local"
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
+    search: SearchSpec | None = Field(None, description=(
+        "hyper-parameter search, offered by the on-demand DAGs' trigger form (off unless `enabled`)"))
 
 
 class RegisterSpec(Strict):

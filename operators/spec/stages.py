@@ -36,6 +36,12 @@ class BuildRequest:
     def tunable(self) -> tuple[str, ...]:
         return tuple(self.dag_spec.params)
 
+    @property
+    def searches(self) -> bool:
+        """An on-demand DAG of a spec with `train.search`: its form offers the search (operators/search.py)."""
+        train = self.spec.train
+        return train is not None and train.search is not None and self.dag_spec.schedule is None
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -106,7 +112,7 @@ def _build_train(request: BuildRequest) -> BaseOperator:
 
     spec = request.spec
     t, k8s = spec.train, spec.train.kubernetes
-    return TrainModelOperator(
+    arguments = dict(
         dataset=spec.features_dataset, framework=t.framework, task=t.task, target=t.target, key=t.key,
         # not `params=`: Airflow merges the DAG's trigger-form Params into an argument of that name
         exclude=t.exclude, model_params=t.params, tunable=sorted(request.tunable),
@@ -114,6 +120,11 @@ def _build_train(request: BuildRequest) -> BaseOperator:
         **pod_arguments(t.resources, k8s), reuse_unchanged=request.reuse_training,
         **label_arguments(spec), task_id="train", pipeline=spec.pipeline,
     )
+    if request.searches:  # search_plan -> train_trial (mapped) -> train, as one group
+        from operators.search import build_search
+
+        return build_search(spec, arguments)
+    return TrainModelOperator(**arguments)
 
 
 def _build_register(request: BuildRequest) -> BaseOperator:
@@ -219,6 +230,13 @@ def _train_form(request: BuildRequest) -> dict[str, Param]:
     }
     for key, param in request.dag_spec.params.items():
         params[key] = hyper_parameter(spec, key, param)
+    if request.searches:
+        search = spec.train.search
+        params["search"] = Param(search.enabled, type="boolean", title="Hyper-parameter search",
+                                 description=f"Run {search.parallelism} trials at a time over train.search's ranges "
+                                             f"and register the best by {search.metric}. Off: train once.")
+        params["search_trials"] = Param(search.trials, type="integer", minimum=1, maximum=1000, title="Trials",
+                                        description="How many trials the search runs.")
     return params
 
 
@@ -261,7 +279,7 @@ BUILTIN: dict[str, Stage] = {s.name: s for s in (
     Stage("features", "features", follows=("validate",), needs_sections=("source",),
           waits_for_sources=_feature_sources, build=_build_features),
     Stage("train", "train", follows=("features",), needs_sections=("features",),
-          params=("train_start", "train_end", "gpu"), waits_for_sources=_label_source,
+          params=("train_start", "train_end", "gpu", "search", "search_trials"), waits_for_sources=_label_source,
           build=_build_train, trigger_form=_train_form),
     Stage("register", "register", follows=("train",), needs_sections=("train", "features"), needs_in_dag="train",
           build=_build_register),
