@@ -118,7 +118,8 @@ class DeployModelOperator(SkyliftOperator):
             self._promote(client, trail, version, champion, holdout, actor, verdict, details)
         elif not verdict.promote:
             self._reject(client, trail, version, champion, actor, verdict, details)
-        if self.serving is not None and self.serving.target != "alias" and result["champion"]:
+        if self.serving is not None and self.serving.target != "alias" and result["champion"] and \
+                not result.get("awaiting_approval"):
             result["serving"] = self._roll_out(client, trail, result["champion"], holdout, actor)
         context["ti"].xcom_push(key=VERSION_XCOM_KEY, value=link)
         return result

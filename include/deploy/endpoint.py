@@ -20,7 +20,11 @@ TIMEOUT_SECONDS = 30.0
 class Answer:
     status: int
     body: bytes
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
+
+    @classmethod
+    def of(cls, status: int, body: bytes, headers: Any) -> Answer:
+        return cls(status, body, {str(k).lower(): str(v) for k, v in dict(headers or {}).items()})
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -50,9 +54,9 @@ class UrlEndpoint:
     def _call(self, request: urllib.request.Request) -> Answer:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s) only
-                return Answer(response.status, response.read(), dict(response.headers))
+                return Answer.of(response.status, response.read(), response.headers)
         except urllib.error.HTTPError as exc:
-            return Answer(exc.code, exc.read(), dict(exc.headers or {}))
+            return Answer.of(exc.code, exc.read(), exc.headers)
 
     def get(self, path: str) -> Answer:
         return self._call(urllib.request.Request(self.url.rstrip("/") + path, method="GET"))
@@ -88,9 +92,9 @@ class ServiceProxyEndpoint:
                                                 auth_settings=["BearerToken"], _preload_content=False,
                                                 _return_http_data_only=True, _request_timeout=TIMEOUT_SECONDS)
         except ApiException as exc:
-            return Answer(exc.status, (exc.body or b"") if isinstance(exc.body, bytes) else str(exc.body).encode(),
-                          dict(exc.headers or {}))
-        return Answer(response.status, response.data, dict(response.headers))
+            body = exc.body if isinstance(exc.body, bytes) else str(exc.body or "").encode()
+            return Answer.of(exc.status, body, exc.headers)
+        return Answer.of(response.status, response.data, response.headers)
 
     def get(self, path: str) -> Answer:
         return self._call("GET", path)

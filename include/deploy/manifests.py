@@ -1,10 +1,11 @@
 """Render the serving app's Deployment, Service and HorizontalPodAutoscaler for one model version.
 
-The pods run `include.serving.server`, which serves `models:/<model>@champion` and follows the
-alias; the version being rolled out is written into the pod template's annotations, so every
-promotion is a new Deployment revision (fresh pods, a rollback target, `kubectl rollout history`).
-The server binds the pod's own IP (downward API): the kubelet's probes and the Service's endpoints
-reach it there.
+The pods run the serving app (`include.serving.server`) pinned to the version being rolled out
+(`--version`), not following the alias: the old pods keep answering until the new ones are ready,
+the smoke test reaches the new version only, and putting the previous Deployment back is what
+rolls serving back. Every promotion is a new Deployment revision (the version is in the pod
+template's annotations: `kubectl rollout history`). The server binds the pod's own IP (downward
+API): the kubelet's probes and the Service's endpoints reach it there.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def serving_command(spec: KubernetesServingSpec, release: Release) -> list[str]:
     """The container's command: the spec's own, or the serving app on the pod IP and the spec's port."""
     if spec.command:
         return list(spec.command)
-    return ["python", "-m", "include.serving.server", release.model_name, "--tracking-uri", release.tracking_uri,
-            "--host", "$(POD_IP)", "--port", str(spec.port), "--poll-seconds", f"{spec.poll_seconds:g}"]
+    return ["python", "-m", "include.serving.server", release.model_name, "--version", release.version,
+            "--tracking-uri", release.tracking_uri, "--host", "$(POD_IP)", "--port", str(spec.port)]
 
 
 def _probe(probe: ProbeSpec) -> Any:

@@ -33,6 +33,9 @@ class ServingConfig:
     tracking_uri: str
     registry_uri: str | None = None
     poll_seconds: float = 5.0
+    # Serve this version only, whatever the alias says: a Kubernetes Deployment pins the version it
+    # rolls out, so that its rolling update, readiness and rollback decide what answers (include/deploy).
+    version: str | None = None
 
 
 class ChampionFollower:
@@ -77,7 +80,7 @@ class ChampionFollower:
         """Ask the registry for the champion; load and swap when it moved. True when a new version was swapped in."""
         name = self.config.model_name
         with self._check_lock:
-            version = registry.champion_version(self._client, name)
+            version = self.config.version or registry.champion_version(self._client, name)
             if version is None:
                 self.problem = (f"model {name!r} has no champion alias at {registry.where(self._client)}: no version "
                                 "has passed the deployment gate yet")

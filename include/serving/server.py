@@ -46,9 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5050)
     parser.add_argument("--poll-seconds", type=float, default=5.0)
+    parser.add_argument("--version", help="serve this version only instead of following the champion alias")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    run(ServingConfig(args.model, args.tracking_uri, args.registry_uri, args.poll_seconds), args.host, args.port)
+    run(ServingConfig(args.model, args.tracking_uri, args.registry_uri, args.poll_seconds, args.version), args.host,
+        args.port)
 
 
 if __name__ == "__main__":

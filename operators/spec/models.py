@@ -317,7 +317,8 @@ class KubernetesServingSpec(Strict):
         "name of the Deployment, Service and HPA (default: skylift-<pipeline with - for _>)"))
     image: str = Field(description="the serving image (this package installed); pin it as repo@sha256:<digest>")
     command: list[str] | None = Field(None, min_length=1, description=(
-        "the container's command; default `python -m include.serving.server MODEL ...` (the serving app)"))
+        "the container's command; default `python -m include.serving.server MODEL --version V ...` (the "
+        "serving app, pinned to the version rolled out)"))
     replicas: int = Field(2, ge=1, le=1000, description="replicas when there is no autoscaling")
     port: int = Field(8080, ge=1024, le=65535, description="the port the serving app listens on in the pod")
     resources: ServingResourcesSpec = Field(default_factory=ServingResourcesSpec)
@@ -332,7 +333,6 @@ class KubernetesServingSpec(Strict):
         "Secrets whose keys become env vars (MLflow and artifact-store credentials)"))
     image_pull_secrets: list[str] = Field(default_factory=list)
     service_account: str | None = None
-    poll_seconds: float = Field(5.0, gt=0, le=300, description="how often a pod asks whether the champion moved")
     rollout_timeout: int = Field(300, ge=5, le=3600, description=(
         "seconds the new pods may take to become ready before the deploy is rolled back"))
     endpoint_url: str | None = Field(None, description=(

@@ -388,6 +388,12 @@ class Cluster:
             obj.setdefault("status", {})
         elif kind == "services":
             obj.setdefault("spec", {}).setdefault("clusterIP", f"10.96.0.{len(self.objects) % 250 + 2}")
+        elif kind == "horizontalpodautoscalers":  # reported, not acted on: the double does not scale on CPU
+            spec = obj.get("spec") or {}
+            target = self.objects.get(("deployments", namespace, (spec.get("scaleTargetRef") or {}).get("name")))
+            replicas = ((target or {}).get("spec") or {}).get("replicas", spec.get("minReplicas", 1))
+            replicas = max(spec.get("minReplicas", 1), min(spec.get("maxReplicas", replicas), replicas))
+            obj["status"] = {"currentReplicas": replicas, "desiredReplicas": replicas}
         self.objects[(kind, namespace, obj["metadata"]["name"])] = obj
         self.changed.notify_all()
         return copy.deepcopy(obj)
