@@ -225,6 +225,77 @@ def score_booster(model_file: str, features: str, threads: str) -> None:
     report(seconds=time.perf_counter() - start, rows=len(scores), mean=float(scores.mean()))
 
 
+# ---- validation ---------------------------------------------------------------------------------
+SUITE = ROOT / "include/expectations/customer_activity.yaml"
+
+
+@side("validate-skylift")
+def validate_skylift(parquet: str) -> None:
+    """The validate stage's check: `run_suite` (Great Expectations, pandas) on the partition's frame."""
+    import pandas as pd
+
+    from include.validation import Suite, run_suite
+
+    suite = Suite.from_file(SUITE, "quarantine", 0.05)
+    frame = pd.read_parquet(parquet)
+    run_suite(frame.head(1000), suite)  # warm-up: GX's imports and registries
+    start = time.perf_counter()
+    outcome = run_suite(frame, suite)
+    report(seconds=time.perf_counter() - start, rows=len(frame), quarantined=len(outcome.quarantine),
+           failed=len(outcome.failed))
+
+
+def _pandas_rule(frame, name: str, kwargs: dict):
+    """Rows failing one expectation, as GX defines it (nulls are skipped by value checks), or a
+    table-level verdict for the row count."""
+    import numpy as np
+
+    column = frame[kwargs["column"]] if "column" in kwargs else None
+    if name == "expect_table_row_count_to_be_between":
+        return kwargs.get("min_value", 0) <= len(frame) <= kwargs.get("max_value", len(frame))
+    if name == "expect_column_values_to_not_be_null":
+        return np.flatnonzero(column.isna().to_numpy())
+    present = column.notna().to_numpy()
+    if name == "expect_column_values_to_be_unique":
+        bad = column.duplicated(keep=False).to_numpy() & present
+    elif name == "expect_column_values_to_match_regex":
+        bad = present & ~column.str.match(kwargs["regex"]).fillna(False).to_numpy(dtype=bool)
+    elif name == "expect_column_values_to_be_in_set":
+        bad = present & ~column.isin(kwargs["value_set"]).to_numpy()
+    elif name == "expect_column_values_to_be_between":
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        low, high = kwargs.get("min_value", -np.inf), kwargs.get("max_value", np.inf)
+        # as Skylift's rule: an infinity fails whatever the bounds
+        bad = present & ((values < low) | (values > high) | np.isinf(values))
+    else:
+        raise SystemExit(f"the pandas baseline has no check for {name}")
+    return np.flatnonzero(bad)
+
+
+@side("validate-pandas")
+def validate_pandas(parquet: str) -> None:
+    """The same suite's checks written by hand in pandas: failing row indices per rule."""
+    import pandas as pd
+
+    from include.validation import Suite
+
+    suite = Suite.from_file(SUITE, "quarantine", 0.05)
+    frame = pd.read_parquet(parquet)
+    for rule in suite.rules:
+        _pandas_rule(frame.head(1000), rule.name, rule.kwargs)
+    start = time.perf_counter()
+    failing = set()
+    verdicts = []
+    for rule in suite.rules:
+        found = _pandas_rule(frame, rule.name, rule.kwargs)
+        if isinstance(found, bool):
+            verdicts.append(found)
+        elif rule.policy == "quarantine":
+            failing.update(found.tolist())
+    report(seconds=time.perf_counter() - start, rows=len(frame), quarantined=len(failing),
+           failed=sum(not v for v in verdicts))
+
+
 def _head(data: bytes, lines: int = 1000) -> bytes:
     """The header and the first rows: a warm-up call that pays one-time costs (lazy imports) untimed."""
     end = 0
