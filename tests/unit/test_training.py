@@ -157,7 +157,7 @@ def _holdout_frame(lake_root: str, features: list[str]) -> tuple[pd.DataFrame, p
 
 
 @pytest.mark.parametrize(("framework", "task"), CASES)
-def test_training_run(runs, lake_root, framework, task):
+def test_training_run(runs, lake_root, framework, task, tmp_path):
     import mlflow
     from mlflow.models.utils import load_serving_example, validate_serving_input
     from mlflow.tracking import MlflowClient
@@ -205,6 +205,11 @@ def test_training_run(runs, lake_root, framework, task):
         assert plot in artifacts
         top = {a.path for a in client.list_artifacts(result["run_id"])}
         assert "feature_columns.json" in top
+        # The training rows' reference, which scoring's drift check compares each day with (include/drift.py).
+        reference = json.loads(Path(client.download_artifacts(result["run_id"], "drift_reference.json",
+                                                               str(tmp_path))).read_text())
+        assert [f["name"] for f in reference["features"]] == FEATURES
+        assert reference["rows"] == result["rows"]["train"]
         if framework == "xgboost":
             assert "feature_importance.json" in top
 
