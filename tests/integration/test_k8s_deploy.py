@@ -106,46 +106,38 @@ def deployment(kube: KubeDouble) -> dict:
     return kube.cluster.read_object("deployments", NAMESPACE, NAME)
 
 
-def test_a_promotion_rolls_out_through_the_provider_and_the_service_answers_like_batch_scoring(world, context_for):
+def test_the_champion_is_served_through_the_service_and_failed_rollouts_roll_back_alias_and_deployment(
+        world, context_for):
+    """v1 is deployed (the first Deployment) and answers through the Service like batch scoring; then
+    v2 in pods that never get ready, then in pods that answer wrongly: each time the alias and the
+    Deployment go back to v1, and the Service answers with v1 again. (One story, one test: each
+    serving pod costs seconds of imports on a loaded machine.)"""
     from include import scoring
     from include.deploy.smoke import payload
 
-    registry.promote(world["client"], AuditTrail(world["lake"]), world["model"], "1", expected=None, actor="test",
-                     reason="v1 is champion before any Deployment exists")
-    result = deploy(world, context_for, "2", serving(), run="manual__second")
-    assert result["promoted"] is True and result["champion"] == "2", result
+    kube, model = world["kube"], world["model"]
+    result = deploy(world, context_for, "1", serving(), run="manual__first")
+    assert result["promoted"] is True and result["champion"] == "1", result
     assert "revision 1" in result["serving"] and "equal batch scoring" in result["serving"]
-
-    kube = world["kube"]
-    stored = deployment(kube)
-    template = stored["spec"]["template"]
-    container = template["spec"]["containers"][0]
-    assert template["metadata"]["annotations"][VERSION_ANNOTATION] == "2"
-    assert container["command"][:6] == ["python", "-m", "include.serving.server", world["model"], "--version", "2"]
+    good = deployment(kube)
+    container = good["spec"]["template"]["spec"]["containers"][0]
+    assert good["spec"]["template"]["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
+    assert container["command"][:6] == ["python", "-m", "include.serving.server", model, "--version", "1"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/ping", "port": "http"}
     pods = kube.cluster.list_pods(NAMESPACE, "app.kubernetes.io/instance=" + NAME)
-    assert len(pods) == 1 and pods[0]["metadata"]["annotations"][VERSION_ANNOTATION] == "2"
+    assert len(pods) == 1 and pods[0]["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
     autoscaler = kube.cluster.read_object("horizontalpodautoscalers", NAMESPACE, NAME)
     assert (autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"]) == (1, 3)
     assert kube.cluster.read_object("services", NAMESPACE, NAME)["spec"]["type"] == "LoadBalancer"
-
     rows = features(np.ones(6))[["good", "weak"]]
     answer = through_service("/invocations", payload(rows))
-    assert answer.status == 200 and answer.headers["x-skylift-model-version"] == "2"
-    batch = scoring.load(f"models:/{world['model']}/2").predict(rows)
-    # the serving app writes scores with 10 significant digits (MLflow's JSON); the smoke test's tolerance
+    assert answer.status == 200 and answer.headers["x-skylift-model-version"] == "1"
+    batch = scoring.load(f"models:/{model}/1").predict(rows)
+    # the serving app writes scores with 10 significant digits (MLflow's JSON): the smoke test's tolerance
     assert np.allclose(answer.json()["predictions"], batch, rtol=RTOL, atol=ATOL)
 
-
-def test_a_failed_smoke_test_rolls_back_the_alias_and_the_deployment(world, context_for):
-    """v1 is served; then v2 in pods that never get ready, then in pods that answer wrongly: each time
-    the alias and the Deployment go back to v1, and the Service answers with v1 again."""
-    kube, model = world["kube"], world["model"]
-    deploy(world, context_for, "1", serving(), run="manual__first")
-    good = deployment(kube)
     never_ready = serving(command=["python", "-c", "import time; time.sleep(120)"], rollout_timeout=5)
     wrong_answers = serving(command=["python", "-c", WRONG_ANSWERS])
-
     for attempt, (bad, why) in enumerate([
             (never_ready, ["exceeded its progress deadline (5s)", "Readiness probe failed"]),
             (wrong_answers, ["does not answer like batch scoring of version 2"])]):

@@ -104,7 +104,8 @@ class DeploymentController:
         if ready_new >= replicas and not old:
             progressing = ("True", "NewReplicaSetAvailable", f'ReplicaSet "{replica_set}" has successfully progressed.')
         elif time.monotonic() - rollout.started > spec.get("progressDeadlineSeconds", 600):
-            progressing = ("False", "ProgressDeadlineExceeded", f'ReplicaSet "{replica_set}" has timed out progressing.')
+            progressing = ("False", "ProgressDeadlineExceeded",
+                           f'ReplicaSet "{replica_set}" has timed out progressing.')
         else:
             progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{replica_set}" is progressing.')
         available = ("True", "MinimumReplicasAvailable") if ready >= replicas else ("False",

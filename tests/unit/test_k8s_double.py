@@ -183,7 +183,8 @@ def test_a_deployment_rolls_out_ready_pods_behind_a_service_and_keeps_the_old_on
         apps.replace_namespaced_deployment("serve", "ml", stale)
 
     # a template whose pods never answer their probe: the old pods keep serving, the deadline passes
-    apps.patch_namespaced_deployment("serve", "ml", _deployment("four", ["python", "-c", "import time; time.sleep(60)"]))
+    sleeper = ["python", "-c", "import time; time.sleep(60)"]
+    apps.patch_namespaced_deployment("serve", "ml", _deployment("four", sleeper))
     _until(lambda: any(c.reason == "ProgressDeadlineExceeded"
                        for c in apps.read_namespaced_deployment("serve", "ml").status.conditions or []))
     status = apps.read_namespaced_deployment("serve", "ml").status
