@@ -194,3 +194,69 @@ def test_the_best_trial_follows_the_direction_and_ignores_trials_without_a_value
     assert search.best([outcome("b", 1, None)], "maximize") is None
     with pytest.raises(ValueError, match="direction must be"):
         search.best(found, "up")
+
+
+# ---- the DAG --------------------------------------------------------------------------------------
+def test_the_on_demand_dag_gets_the_search_group_and_its_form(tmp_path):
+    from operators.search import PLAN_TASK, TRIAL_TASK
+    from operators.spec.compiler import dags_from_spec_file
+
+    assert spec_problems(tmp_path) == []
+    dag = dags_from_spec_file(tmp_path / "tuning_unit.yaml")["tuning_unit_retrain"]
+    trials, train = dag.get_task(TRIAL_TASK), dag.get_task("train")
+    assert dag.get_task(PLAN_TASK).downstream_task_ids == {TRIAL_TASK}
+    assert trials.max_active_tis_per_dagrun == 2 and trials.downstream_task_ids == {"train"}
+    assert train.trigger_rule == "all_done"  # a failed trial does not stop the pick
+    assert dag.get_task("register").upstream_task_ids == {"train"}
+    assert dag.params["search"] is False and dag.params["search_trials"] == 20
+
+
+def test_a_scheduled_dag_trains_once_without_a_search(tmp_path):
+    from operators.spec.compiler import dags_from_spec_file
+
+    path = tmp_path / "tuning_unit.yaml"
+    path.write_text(SPEC.format(framework="xgboost", params="      max_depth: {type: int, low: 1, high: 6}",
+                                metric="auc", schedule="null").replace(
+        "dags:\n", "dags:\n  nightly: {schedule: '0 2 * * *', stages: [train, register]}\n"))
+    dag = dags_from_spec_file(path)["tuning_unit_nightly"]
+    assert sorted(dag.task_ids) == ["register", "train"] and "search" not in dag.params
+
+
+def test_search_off_maps_no_trial(context_for):
+    from operators.search import PLAN_XCOM, SearchPlanOperator
+
+    operator = SearchPlanOperator(task_id="search_plan", pipeline="tuning", search={"trials": 4})
+    context = context_for("2026-03-10", task_id="search_plan", params={"search": False})
+    assert operator.execute(context) == []
+    assert context["ti"].xcom_pull("search_plan", key=PLAN_XCOM) == {"enabled": False}
+
+
+# ---- the pick, from MLflow ----------------------------------------------------------------------
+def test_the_pick_reads_the_finished_trials_and_a_killed_one_loses_only_itself(tmp_path):
+    from include import registry
+    from operators import search as search_ops
+
+    client = registry.client_for(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("skylift/tuning", artifact_location=f"file://{tmp_path}/artifacts")
+    parent = client.create_run(experiment, tags={search_ops.ROLE_TAG: "parent"}).info.run_id
+    the_plan = plan(tmp_path, parent_run_id=parent, experiment="skylift/tuning")
+    runs = {}
+    for number, (status, auc) in enumerate([("FINISHED", 0.71), ("FINISHED", 0.83), ("RUNNING", None),
+                                            ("FAILED", None), ("FINISHED", 0.79)]):
+        run = client.create_run(experiment, tags={search_ops.PARENT_TAG: parent, search_ops.TRIAL_TAG: str(number)})
+        client.log_param(run.info.run_id, "max_depth", str(number + 1))
+        if auc is not None:
+            client.log_metric(run.info.run_id, "auc", auc)
+        if status != "RUNNING":  # trial 2 was killed: its run never ended
+            client.set_terminated(run.info.run_id, status=status)
+        runs[number] = run.info.run_id
+    outcomes, others = search_ops.finished_trials(client, the_plan)
+    assert sorted(o.number for o in outcomes) == [0, 1, 4] and sorted(others) == sorted([runs[2], runs[3]])
+    chosen = search.best(outcomes, the_plan.direction)
+    assert (chosen.run_id, chosen.params) == (runs[1], {"max_depth": "2"})
+    search_ops.close_parent(client, the_plan, chosen, outcomes, others)
+    closed = client.get_run(parent)
+    assert closed.info.status == "FINISHED" and closed.data.metrics["best_auc"] == 0.83
+    assert closed.data.tags["skylift.search.best_run_id"] == runs[1]
+    assert (closed.data.tags["skylift.search.finished_trials"], closed.data.tags["skylift.search.failed_trials"]) == (
+        "3", "2")
