@@ -50,6 +50,8 @@ def demo_report(pipeline: str, ds: str, home: Path) -> str:
              f"  .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} --port 5000",
              "Trace the champion back to its raw files:",
              f"  .venv/bin/skylift --home {home} lineage {model} champion",
+             "Serve the champion over HTTP (it prints a curl line to try; README: Serving):",
+             f"  .venv/bin/skylift --home {home} serve {pipeline} --port 5050",
              f"Airflow metadata DB: {home / 'airflow' / 'airflow.db'}"]
     return "\n".join(lines)
 

@@ -241,11 +241,6 @@ def test_training_run(runs, lake_root, framework, task, tmp_path):
         mlflow.set_tracking_uri(None)
 
 
-def test_timings_are_reasonable(runs):
-    slowest = max(r["seconds"] for r in runs.values())
-    assert slowest < 120, {k: round(r["seconds"], 1) for k, r in runs.items()}
-
-
 def test_unknown_framework_exits_non_zero_naming_the_key(lake_root, tmp_path):
     proc = _start(_config(lake_root, "sklearn", "classification"), tmp_path)
     _, stderr = proc.communicate(timeout=TIMEOUT)

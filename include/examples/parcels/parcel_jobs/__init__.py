@@ -1,0 +1,1 @@
+"""The parcels project's own feature jobs."""
