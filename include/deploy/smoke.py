@@ -37,8 +37,8 @@ def wait_for_version(endpoint: Endpoint, version: str, timeout: float, poll: flo
         if served == version:
             return
         if time.monotonic() > deadline:
-            now = f"serves version {served}" if served else said
-            raise RolloutFailed(f"{endpoint.where} did not serve version {version} within {timeout:.0f}s: it {now}")
+            now = f"it serves version {served}" if served else said
+            raise RolloutFailed(f"{endpoint.where} did not serve version {version} within {timeout:.0f}s: {now}")
         time.sleep(poll)
 
 
@@ -70,5 +70,5 @@ def check_answers(endpoint: Endpoint, version: str, rows: Any, expected: np.ndar
         first = int(np.flatnonzero(differ)[0])
         raise RolloutFailed(f"{endpoint.where} does not answer like batch scoring of version {version}: "
                             f"{int(differ.sum())} of {len(rows)} smoke-test rows differ (row {first}: served "
-                            f"{got[first]!r}, batch {expected[first]!r})")
+                            f"{float(got[first])!r}, batch {float(expected[first])!r})")
     return len(rows)

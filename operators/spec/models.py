@@ -283,6 +283,13 @@ class ProbeSpec(Strict):
     failure_threshold: int = Field(3, ge=1, le=100)
 
 
+class LivenessSpec(ProbeSpec):
+    """The liveness probe: later and less often than readiness, so a slow model load is not a restart."""
+
+    initial_delay_seconds: int = Field(30, ge=0, le=3600)
+    period_seconds: int = Field(10, ge=1, le=3600)
+
+
 class ServingResourcesSpec(Strict):
     cpu: str = Field("500m", pattern=CPU_QUANTITY, description="CPU request (the HPA's utilisation is of this)")
     cpu_limit: str | None = Field(None, pattern=CPU_QUANTITY, description="none: no CPU limit (no throttling)")
@@ -323,7 +330,7 @@ class KubernetesServingSpec(Strict):
     port: int = Field(8080, ge=1024, le=65535, description="the port the serving app listens on in the pod")
     resources: ServingResourcesSpec = Field(default_factory=ServingResourcesSpec)
     readiness: ProbeSpec = Field(default_factory=ProbeSpec)
-    liveness: ProbeSpec = Field(default_factory=lambda: ProbeSpec(initial_delay_seconds=30, period_seconds=10))
+    liveness: LivenessSpec = Field(default_factory=LivenessSpec)
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     autoscaling: AutoscalingSpec | None = Field(default_factory=AutoscalingSpec, description=(
         "null: a fixed number of replicas and no HorizontalPodAutoscaler"))
