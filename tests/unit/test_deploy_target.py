@@ -134,7 +134,8 @@ def test_the_deploy_task_gets_the_specs_target(tmp_path):
     (folder / "churn.yaml").write_text(text.replace(gate, gate + f"  target: kubernetes\n  kubernetes: {{image: "
                                                                  f"'{DIGEST}', namespace: serving}}\n"))
     spec = load_spec(folder / "churn.yaml")
-    request = BuildRequest(spec=spec, dag_spec=spec.dags["nightly"], stages=tuple(spec.dag_stages(spec.dags["nightly"])))
+    nightly = spec.dags["nightly"]
+    request = BuildRequest(spec=spec, dag_spec=nightly, stages=tuple(spec.dag_stages(nightly)))
     deploy = builtin("deploy").build(request)
     assert deploy.serving.target == "kubernetes" and deploy.serving.kubernetes.namespace == "serving"
 
