@@ -272,12 +272,14 @@ class DeployModelOperator(SkyliftOperator):
 
         last = trail.last(self.model_name)
         promoted = last is not None and last.moved and last.after == version and last.actor == actor
-        target = build_target(self.serving, pipeline=self.pipeline, model_name=self.model_name, version=version,
-                              tracking_uri=self.mlflow_hook.tracking_uri)
+        target = None
         try:
+            target = build_target(self.serving, pipeline=self.pipeline, model_name=self.model_name, version=version,
+                                  tracking_uri=self.mlflow_hook.tracking_uri)
             said = target.roll_out(smoke_sample(self.model_name, version, holdout.head(self.smoke_rows)))
         except Exception as exc:
-            cause = RolloutFailed(f"deploy target {self.serving.target}: {exc}; {target.undo_plan()}")
+            plan = target.undo_plan() if target is not None else "nothing was applied"
+            cause = RolloutFailed(f"deploy target {self.serving.target}: {exc}; {plan}")
             if promoted:
                 try:
                     self._roll_back(client, trail, version, last.before, actor, cause)
@@ -289,6 +291,8 @@ class DeployModelOperator(SkyliftOperator):
         return said
 
     def _undo(self, target: Any) -> str:
+        if target is None:
+            return "nothing was applied"
         try:
             return target.undo()
         except Exception as exc:  # report both failures; the alias is already back

@@ -342,7 +342,7 @@ class KubernetesServingSpec(Strict):
     service_account: str | None = None
     rollout_timeout: int = Field(300, ge=5, le=3600, description=(
         "seconds the new pods may take to become ready before the deploy is rolled back"))
-    endpoint_url: str | None = Field(None, description=(
+    endpoint_url: str | None = Field(None, pattern=r"^https?://", description=(
         "where the smoke test sends requests (e.g. the load balancer); default: through the API server's "
         "proxy to the Service"))
 
