@@ -130,26 +130,56 @@ class DriftMonitorOperator(SkyliftOperator):
         from include.drift import REFERENCE_ARTIFACT, Reference
 
         try:
-            run_id = self.mlflow_hook.client.get_model_version(self.model_name, version).run_id
+            model_version = self.mlflow_hook.client.get_model_version(self.model_name, version)
         except MlflowException as exc:
             raise RegistryError(f"model {self.model_name} v{version} scored the day but cannot be read from the "
                                 f"registry: {exc}") from exc
+        run_id = model_version.run_id
         with tempfile.TemporaryDirectory(prefix="skylift-drift-") as tmp:
             try:
                 path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_ARTIFACT,
                                                            dst_path=tmp,
                                                            tracking_uri=self.settings.mlflow_tracking_uri)
             except (MlflowException, OSError) as exc:
+                derived = self.derived_reference(version, model_version.tags or {})
+                if derived is not None:
+                    return derived
                 raise AirflowSkipException(
                     f"model {self.model_name} v{version} (run {run_id}) has no {REFERENCE_ARTIFACT}: it was trained "
-                    "before Skylift recorded training-data references, so its drift cannot be measured; retrain "
-                    f"it to monitor drift ({type(exc).__name__})") from exc
+                    "before Skylift recorded training-data references, and its skylift.features tag names no "
+                    "training partition still in the lake, so its drift cannot be measured; retrain it to monitor "
+                    f"drift ({type(exc).__name__})") from exc
             body = json.loads(Path(path).read_text())
         try:
             return Reference.from_dict(body)
         except (ValueError, KeyError, TypeError) as exc:
             raise RegistryError(f"{REFERENCE_ARTIFACT} of run {run_id} (model {self.model_name} v{version}) is "
                                 f"unreadable: {exc}") from exc
+
+    def derived_reference(self, version: str, tags: dict[str, str]) -> Reference | None:
+        """For a version trained before references were recorded: the reference of the feature
+        partitions its `skylift.features` lineage tag names, over its signature's columns (slower:
+        it reads the training data); None when the tag or those partitions are gone."""
+        import mlflow.models
+        import numpy as np
+
+        from include.drift import build_reference
+
+        named = [item.rsplit("@", 1) for item in tags.get("skylift.features", "").split(",") if "@" in item]
+        found = [(dataset, day) for dataset, day in named if self.lake.manifest("features", dataset, day) is not None]
+        if not found:
+            return None
+        info = mlflow.models.get_model_info(f"models:/{self.model_name}/{version}")
+        if info.signature is None or not info.signature.inputs.has_input_names():
+            return None
+        columns = info.signature.inputs.input_names()
+        frames = [self.lake.read_table("features", dataset, day).to_pandas() for dataset, day in found]
+        rows = np.vstack([frame.reindex(columns=columns).to_numpy(dtype=np.float64, na_value=np.nan)
+                          for frame in frames])
+        self.log.warning("model %s v%s has no recorded training reference; derived one from its training partitions "
+                         "%s (%d rows): retraining records one and spares this read", self.model_name, version,
+                         ", ".join(f"{d}@{day}" for d, day in found), len(rows))
+        return build_reference(columns, rows)
 
     def inputs(self, ds: str, version: str, reference: Reference, prediction_days: int) -> DriftInputs:
         """The day's feature columns and predictions, and the version's predictions of earlier days."""

@@ -169,8 +169,25 @@ def test_a_retried_check_repeats_its_own_trigger_and_never_doubles_it(world):
     assert len(RetrainLedger(lake, "churn").records()) == 1
 
 
-def test_a_champion_without_a_reference_is_skipped_with_the_way_out(world):
+def test_a_version_without_a_reference_or_lineage_is_skipped_with_the_way_out(world):
     monitor = monitor_task()
     with pytest.raises(AirflowSkipException, match=r"v2 \(run \w+\) has no drift_reference.json: it was trained "
                                                    r"before .* retrain it to monitor drift"):
         monitor.reference("2")
+
+
+def test_a_version_without_a_reference_gets_one_from_its_training_partitions(world, store):
+    from include import registry
+
+    lake = world
+    for day in ("2026-11-01", "2026-11-02"):
+        with lake.publish("features", FEATURES, day, run_id="features") as writer:
+            writer.write_table(pa.Table.from_pandas(day_rows(seed=int(day[-2:])), preserve_index=False))
+    client = registry.client_for(store[0])
+    client.set_model_version_tag(MODEL, "2", "skylift.features",
+                                 f"{FEATURES}@2026-11-01,{FEATURES}@2026-11-02,{FEATURES}@2026-10-01")
+    try:
+        reference = monitor_task().reference("2")
+    finally:
+        client.delete_model_version_tag(MODEL, "2", "skylift.features")
+    assert reference.columns == COLUMNS and reference.rows == 800  # the partition that is gone is left out
