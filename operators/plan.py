@@ -217,6 +217,22 @@ class _Planner:
                 [self._partition("evaluations", task.dataset, scored)],
                 [f"live metrics of the predictions for {scored}, whose outcomes are complete on {self.ds}"])
 
+    def _DriftMonitorOperator(self, task: Any):  # noqa: N802
+        drift = task.drift
+        ks = f" and KS p-value < {drift['ks_pvalue']}" if drift.get("ks_pvalue") is not None else ""
+        notes = [f"a feature drifts at PSI >= {drift['psi_threshold']}{ks} against the scoring version's training "
+                 f"reference; skipped when the day's predictions were only kept"]
+        if task.retrain_dag_id:
+            notes.append(f"a drifted day claims a run of {task.retrain_dag_id} (at most one per "
+                         f"{drift['cooldown_days']} days of dates)")
+        return ([self._present("features", task.features_dataset, self.ds),
+                 self._present("predictions", task.predictions_dataset, self.ds)],
+                [f"{self.lake.root}/reports/{task.pipeline}_drift/ds={self.ds}  [drift.json, drift.html]"], notes)
+
+    def _RetrainOnDriftOperator(self, task: Any):  # noqa: N802
+        return ([f"the retrain claim of task {task.monitor_task_id}"],
+                [f"a run of {task.trigger_dag_id} for {self.ds}, only if that task claimed one"], [])
+
     def _CustomStageOperator(self, task: Any):  # noqa: N802
         return ([self._present(zone, dataset, self.ds) for zone, dataset in task.inputs],
                 [self._partition(task.zone, task.dataset)],

@@ -76,3 +76,18 @@ def test_without_retrain_there_is_no_trigger_task(tmp_path):
     nightly = dags_from_spec_file(spec_file(tmp_path, {"drift": {}}))["churn_nightly"]
     assert "monitor" in nightly.task_ids and "retrain_on_drift" not in nightly.task_ids
     assert nightly.get_task("monitor").retrain_dag_id is None
+
+
+def test_skylift_plan_describes_the_drift_check_and_the_trigger(tmp_path, skylift_env):
+    from operators.plan import _Planner
+    from operators.spec.compiler import dags_from_spec_file
+
+    path = spec_file(tmp_path, {"drift": {"retrain": True, "cooldown_days": 5}})
+    nightly = dags_from_spec_file(path)["churn_nightly"]
+    planner = _Planner(load_spec(path), nightly, "2026-11-10", {})
+    monitor, trigger = planner.task(nightly.get_task("monitor")), planner.task(nightly.get_task("retrain_on_drift"))
+    assert monitor.after == ("score",) and monitor.writes[0].endswith(
+        "/reports/churn_drift/ds=2026-11-10  [drift.json, drift.html]")
+    assert "PSI >= 0.25 and KS p-value < 0.001" in monitor.notes[0]
+    assert monitor.notes[1] == "a drifted day claims a run of churn_retrain (at most one per 5 days of dates)"
+    assert trigger.writes == ("a run of churn_retrain for 2026-11-10, only if that task claimed one",)
