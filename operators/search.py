@@ -257,6 +257,10 @@ class SearchTrainOperator(TrainModelOperator):
                       len(failed), chosen.number, plan.metric, chosen.value, chosen.params)
         result = trial_result(mlflow_hook.client, chosen.run_id)
         close_parent(mlflow_hook.client, plan, chosen, outcomes, failed)
+        abandoned = hyper_search.fail_unfinished(hyper_search.open_study(plan))
+        if abandoned:
+            self.log.warning("trial(s) %s never reported (their tasks were killed): marked failed in the study",
+                             abandoned)
         return self.publish(context, mlflow_hook, result)
 
 

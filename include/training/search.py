@@ -305,6 +305,17 @@ def record(study: optuna.Study, number: int, value: float | None) -> None:
         study.tell(number, value, skip_if_finished=True)
 
 
+def fail_unfinished(study: optuna.Study) -> list[int]:
+    """Mark FAIL the trials still RUNNING once the search is over (their tasks were killed and not
+    retried); returns their numbers."""
+    from optuna.trial import TrialState
+
+    left = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+    for number in left:
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    return left
+
+
 # ---- choosing the best ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrialOutcome:

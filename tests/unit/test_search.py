@@ -159,7 +159,11 @@ def test_a_retried_slot_gets_its_unreported_point_back_and_other_slots_get_new_o
     states = {t.number: t.state.name for t in study.trials}
     assert states == {first.number: "COMPLETE", other.number: "FAIL"}
     # once reported, the slot's next attempt asks for a new point
-    assert search.claim(study, the_plan, slot=0).number not in (first.number, other.number)
+    third = search.claim(study, the_plan, slot=0)
+    assert third.number not in (first.number, other.number)
+    # when the search is over, a point whose task was killed for good is failed, not left running
+    assert search.fail_unfinished(study) == [third.number]
+    assert {t.state.name for t in study.trials} == {"COMPLETE", "FAIL"}
 
 
 def test_trials_in_separate_processes_share_the_study(tmp_path):
