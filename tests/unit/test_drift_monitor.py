@@ -136,6 +136,9 @@ def test_a_shifted_day_triggers_one_retrain_per_cooldown_and_an_unshifted_day_no
     assert body["prediction_baseline"] == ["2026-11-10"] and body["prediction_drifted"]
     assert "Drifted features: <span class='drift'>good</span>" in page
     assert "Retrain triggered: DAG churn_retrain, run skylift_drift__2026-11-11." in page
+    _, within_page = report(lake, "2026-11-13")
+    assert ("No retrain: ds=2026-11-11 triggered one (skylift_drift__2026-11-11) within the 7-day cooldown."
+            in within_page)
     calm_body, calm_page = report(lake, "2026-11-10")
     assert calm_body["drifted_features"] == [] and "Drifted features: <span class='drift'>none</span>" in calm_page
 
