@@ -17,6 +17,7 @@ from include.deploy.manifests import ServingObjects
 from include.errors import RolloutFailed
 
 ROLLOUT_POLL_SECONDS = 1.0
+CONFLICT_RETRIES = 5
 DEPLOYMENT_REVISION = "deployment.kubernetes.io/revision"
 
 
@@ -88,21 +89,49 @@ def snapshot(clients: KubeClients, namespace: str, name: str) -> Before:
 
 
 def _write(clients: KubeClients, kind: str, namespace: str, body: Any, current: Any | None) -> Any:
-    """Create `body`, or replace `current` with it (keeping what the cluster owns)."""
+    """Create `body`, or replace `current` with it (keeping what the cluster owns).
+
+    A replace carries `current`'s resourceVersion. The controllers bump it with every status
+    update, so a conflict is retried with a fresh read as long as the spec is still the one
+    `current` had; a spec changed meanwhile (another deploy) fails instead of being overwritten.
+    """
     from kubernetes.client.exceptions import ApiException
 
     api, suffix = _kinds(clients)[kind]
     name = body.metadata.name
-    try:
-        if current is None:
-            return getattr(api, f"create_{suffix}")(namespace, body)
-        body = copy.deepcopy(body)
-        body.metadata.resource_version = current.metadata.resource_version
-        if kind == "service":  # the cluster assigned the IP; a replace must keep it
-            body.spec.cluster_ip = current.spec.cluster_ip
-        return getattr(api, f"replace_{suffix}")(name, namespace, body)
-    except ApiException as exc:
-        raise _api_failed(f"{'creating' if current is None else 'replacing'} {kind} {namespace}/{name}", exc) from exc
+    for _ in range(CONFLICT_RETRIES):
+        try:
+            if current is None:
+                return getattr(api, f"create_{suffix}")(namespace, body)
+            return getattr(api, f"replace_{suffix}")(name, namespace, _replacing(kind, body, current))
+        except ApiException as exc:
+            if exc.status != 409 or current is None:
+                raise _api_failed(f"{'creating' if current is None else 'replacing'} {kind} {namespace}/{name}",
+                                  exc) from exc
+            fresh = _read(clients, kind, name, namespace)
+            if fresh is None or _plain(fresh.spec) != _plain(current.spec):
+                raise RolloutFailed(f"{kind} {namespace}/{name} was changed by someone else during this deploy "
+                                    "(another deploy of the same pipeline?); nothing of it was overwritten") from exc
+            current = fresh
+    raise RolloutFailed(f"replacing {kind} {namespace}/{name} kept conflicting with status updates "
+                        f"({CONFLICT_RETRIES} tries)")
+
+
+def _replacing(kind: str, body: Any, current: Any) -> Any:
+    body = copy.deepcopy(body)
+    body.metadata.resource_version = current.metadata.resource_version
+    if kind == "service":  # the cluster assigned the IP; a replace must keep it
+        body.spec.cluster_ip = current.spec.cluster_ip
+    revision = (current.metadata.annotations or {}).get(DEPLOYMENT_REVISION)
+    if kind == "deployment" and revision:  # the controller's; it moves on by itself when the template changes
+        body.metadata.annotations = {**(body.metadata.annotations or {}), DEPLOYMENT_REVISION: revision}
+    return body
+
+
+def _plain(spec: Any) -> Any:
+    from kubernetes.client import ApiClient
+
+    return ApiClient().sanitize_for_serialization(spec)
 
 
 def _delete(clients: KubeClients, kind: str, namespace: str, name: str) -> None:
