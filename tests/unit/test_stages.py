@@ -25,7 +25,8 @@ def project(tmp_path, monkeypatch):
 def test_the_loaders_tables_derive_from_the_registry():
     assert list(BUILTIN) == ["ingest", "validate", "features", "train", "register", "deploy", "score", "monitor",
                              "evaluate"]
-    assert RESERVED_PARAMS == {"ds", "rebuild", "train_start", "train_end", "gpu", "force_deploy"}
+    assert RESERVED_PARAMS == {"ds", "rebuild", "train_start", "train_end", "gpu", "search", "search_trials",
+                               "force_deploy"}
     assert {name: s.needs_in_dag for name, s in BUILTIN.items() if s.needs_in_dag} == {"register": "train",
                                                                                          "deploy": "register",
                                                                                          "monitor": "score"}
