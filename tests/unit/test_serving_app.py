@@ -195,3 +195,14 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_current_one_serving(client,
         assert 'skylift_serving_reloads_total{outcome="failed"} 1.0' in client.get("/metrics").text
     finally:
         make_champion(store["uri"], store["one"])
+
+
+def test_a_pinned_version_is_served_whatever_the_alias_says(store):
+    """What a Kubernetes Deployment's pods run (`--version`): the rollout, not the alias, decides."""
+    make_champion(store["uri"], store["one"])
+    app = create_app(ServingConfig(MODEL, store["uri"], poll_seconds=3600, version=store["two"]))
+    with TestClient(app) as http:
+        assert http.get("/version").json()["version"] == store["two"]
+        assert app.state.follower.check() is False  # the alias names v1: nothing moves
+        answer = http.post("/invocations", json={"dataframe_records": ROWS[COLUMNS].to_dict(orient="records")})
+        assert answer.headers[VERSION_HEADER] == store["two"]
