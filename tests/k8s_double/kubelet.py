@@ -13,22 +13,25 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import os
 import re
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-_ADDRESSES = itertools.count(2)
+# Each test process takes its own block of addresses: pytest-xdist workers run doubles side by side,
+# and their pods all listen on the same container ports.
+_ADDRESSES = itertools.count(os.getpid() % 100_000 * 100)
 _ADDRESS_LOCK = threading.Lock()
 _REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)|\$\$")
 
 
 def next_pod_ip() -> str:
-    """A fresh loopback address from 127.1.0.0 up (never 127.0.0.1, where the test's own servers listen)."""
+    """A fresh loopback address above 127.1.0.0 (never 127.0.0.1, where the test's own servers listen)."""
     with _ADDRESS_LOCK:
         n = next(_ADDRESSES)
-    return f"127.{1 + n // 65024 % 254}.{n // 254 % 256}.{n % 254 + 1}"
+    return f"127.{1 + n // 65024 % 254}.{n // 254 % 256}.{n % 254 + 1}"  # 254 * 256 * 254 addresses
 
 
 def field_value(pod: dict[str, Any], path: str) -> str:
