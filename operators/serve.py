@@ -54,6 +54,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
     try:
         project = Project.locate(args.project, args.home)
+        project.activate()  # the spec names the project's own packages (its feature job)
         config = serving_config(project, args.pipeline, args.poll_seconds)
     except SkyliftError as exc:
         print(f"skylift: {exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 import pytest
 
 from include.datagen.churn import generate, generate_labels
+from include.audit import AuditTrail
 from include.lake import Lake
 from tests.conftest import embedded_environment
 
@@ -164,6 +165,18 @@ def test_delayed_labels_train_score_and_evaluate(home):
     assert len(versions(client)) == before + 2
     assert lake.require("features", "churn_features", day(10)).attempt != kept[
         ("features", "churn_features", day(10))].attempt
+
+    # The gate decides on two held-out days (every customer of each) and promotes only a significant
+    # gain: most trained versions stay challengers, and each promotion records its sample size and intervals.
+    promotions = [e for e in AuditTrail(lake).events("churn") if e.action == "promote"]
+    print("promotions:", [e.line() for e in promotions], "of", len(versions(client)), "versions")
+    assert promotions[0].version == str(first.version)
+    assert 1 <= len(promotions) <= len(versions(client)) // 2
+    for event in promotions:
+        gate = event.details["gate"]
+        assert gate["n"] == 2 * CUSTOMERS
+        assert gate["challenger"]["low"] <= gate["challenger"]["value"] <= gate["challenger"]["high"]
+        assert event.version == str(first.version) or gate["gain"]["low"] >= 0.005
 
 
 def test_retrain_with_a_trigger_form_conf(home):

@@ -6,9 +6,13 @@ No churn data is generated and churn's datasets are never touched.
 
 from __future__ import annotations
 
+import json
+import shlex
 import sqlite3
 import subprocess
 import sys
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,6 +40,43 @@ def skylift(user, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "operators.cli", "--home", str(home), *args,
                            "--project", str(project)], env=clean_environment(), capture_output=True, text=True,
                           timeout=600, check=False)
+
+
+@dataclass(frozen=True)
+class Served:
+    version: str
+    columns: list[str]
+    rows: list[list[float]]
+    predictions: list[float]
+
+
+def serve_and_ask(user, rows: list[list[float]]) -> Served:
+    """Start `skylift serve parcels` on a free port, send the request its printed curl line shows
+    (with `rows` as data), and stop it."""
+    project, home = user
+    server = subprocess.Popen([sys.executable, "-m", "operators.cli", "--home", str(home), "serve", "parcels",
+                               "--port", "0", "--project", str(project)], env=clean_environment(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in server.stdout:
+            seen.append(line)
+            if line.startswith("Try:"):
+                break
+        else:
+            raise AssertionError("skylift serve stopped before it served:\n" + "".join(seen))
+        words = shlex.split(line.removeprefix("Try:"))
+        url, body = words[2], json.loads(words[words.index("-d") + 1])
+        columns = body["dataframe_split"]["columns"]
+        request = urllib.request.Request(url, json.dumps({"dataframe_split": {"columns": columns, "data": rows}}).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+            version = response.headers["X-Skylift-Model-Version"]
+        return Served(version, columns, rows, answer["predictions"])
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def test_runs_backfill_and_retrain_of_a_new_pipeline(user):
@@ -67,11 +108,22 @@ def test_runs_backfill_and_retrain_of_a_new_pipeline(user):
         assert f"  {task}" in result.stdout
     assert "MLflow: model parcels v1 [" in result.stdout
     import mlflow
+    import pandas as pd
 
     uri = f"sqlite:///{home}/skylift/mlflow.db"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     version = client.get_model_version("parcels", "1")
     assert client.get_run(version.run_id).data.params["max_depth"] == "2"
+
+    # The tutorial's last step: `skylift serve` answers HTTP requests with the champion, as the
+    # curl line it prints shows, and gives what batch prediction with that version gives.
+    served = serve_and_ask(user, [[12.5, 800.0, 0, 64.0], [20.0, 10.0, 1, 0.5]])
+    assert served.version == version.version
+    model = mlflow.pyfunc.load_model(f"models:/parcels/{version.version}")
+    batch = model.predict(pd.DataFrame(served.rows, columns=served.columns))
+    assert [round(float(v), 6) for v in batch] == [round(float(v), 6) for v in served.predictions]
 
     # churn was never asked for: no churn drops, no churn datasets
     assert sorted(p.name for p in (home / "skylift" / "drops").iterdir()) == ["shipments"]
