@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,34 @@ def check_job_rows(rows: int, path: str, ds: str, inputs: list[str]) -> None:
                               "nothing was published. Check the job's filters and joins against these inputs")
 
 
+@dataclass(frozen=True)
+class FeatureInputs:
+    """What a features run reads: each input's published days in the window, the days missing, and
+    the build key (the inputs' content fingerprints, shared ones included, plus job and window)."""
+
+    found: dict[str, dict[str, Any]]  # input name -> date -> manifest
+    missing: list[str]
+    key: str
+
+    @property
+    def manifests(self) -> list[Any]:
+        return [m for days in self.found.values() for m in days.values()]
+
+
 class FeaturesOperator(SkyliftOperator):
     """Read `validated/<source>` for the window ending at the run's date, call the job, and
     publish `features/<dataset>` for that date. Days missing in the window are skipped (and
     recorded); the run's own day must be there. With `sources`, every source is read and handed
     to the job by name (`build(activity=..., ds=...)`); a label source is never among them.
+    `shared` names the sources another pipeline owns (name -> owning pipeline): they are read only,
+    their writer is checked, and a missing day names the owner.
     """
 
     ui_color = "#e9e2f7"
 
     def __init__(self, *, job: str, source_dataset: str | None = None, dataset: str,
-                 sources: dict[str, str] | None = None, lookback_days: int = 7, **kwargs: Any) -> None:
+                 sources: dict[str, str] | None = None, shared: dict[str, str] | None = None,
+                 lookback_days: int = 7, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if (source_dataset is None) == (sources is None):
             raise SpecError("give the feature job either one source_dataset (passed positionally) or sources "
@@ -74,6 +92,10 @@ class FeaturesOperator(SkyliftOperator):
         self.source_dataset = source_dataset
         # Keyword name -> validated dataset; None: the one source is the job's first positional argument.
         self.sources = dict(sources) if sources is not None else None
+        self.shared = dict(shared or {})
+        if set(self.shared) - set(self.sources or {}):
+            raise SpecError(f"shared inputs {sorted(set(self.shared) - set(self.sources or {}))} are not among the "
+                            f"job's sources {sorted(self.sources or {})}")
         self.dataset = dataset
         self.lookback_days = lookback_days
 
@@ -87,23 +109,11 @@ class FeaturesOperator(SkyliftOperator):
         job = load_job(self.job)
         if self.sources is not None:
             check_job_arguments(job, self.job, list(self.sources))
-        # source name -> (date -> manifest) of the days present in the window
-        found, missing = {}, []
-        for name, dataset in self.datasets.items():
-            manifests = {d: self.lake.manifest("validated", dataset, d) for d in window}
-            if manifests[ds] is None:
-                raise PartitionNotFound(
-                    f"validated/{dataset}/ds={ds} does not exist: the day's data was not ingested "
-                    "or did not pass validation"
-                )
-            found[name] = {d: m for d, m in manifests.items() if m is not None}
-            missing += [f"{dataset}/{d}" for d in window if manifests[d] is None]
+        collected = self.collect_inputs(ds, window, file_digest(inspect.getsourcefile(job)))
+        found, missing, key, inputs = collected.found, collected.missing, collected.key, collected.manifests
         if missing:
             self.log.warning("look-back window lacks %d partition(s): %s", len(missing), ", ".join(missing))
         present = sorted({d for days in found.values() for d in days})
-        inputs = [m for days in found.values() for m in days.values()]
-        key = self.build_key([m.fingerprint for m in inputs], job=self.job, window=window,
-                             code=file_digest(inspect.getsourcefile(job)))
         kept = self.unchanged(context, "features", self.dataset, ds, key)
         if kept is not None:
             return {"ds": ds, "rows": kept.row_count, "days": present, "reused": True}
@@ -124,6 +134,33 @@ class FeaturesOperator(SkyliftOperator):
         rows = writer.manifest.row_count
         self.log.info("features/%s/ds=%s: %d rows from %d day(s)", self.dataset, ds, rows, len(present))
         return {"ds": ds, "rows": rows, "days": present}
+
+    def collect_inputs(self, ds: str, window: list[str], code: str) -> FeatureInputs:
+        """Each input's published days in the window (the run's own day required) and the build key.
+        A shared input's day comes from its owner: a missing one names that pipeline, and a partition
+        another pipeline wrote is refused. Its content fingerprint is in the key like any input's, so a
+        partition the owner republishes with other rows rebuilds these features."""
+        from include.shared_partitions import SharedPartition, check_writer, require_shared
+
+        found, missing = {}, []
+        for name, dataset in self.datasets.items():
+            manifests = {d: self.lake.manifest("validated", dataset, d) for d in window}
+            shared = SharedPartition(owner=self.shared[name], dataset=dataset) if name in self.shared else None
+            if shared is not None:
+                manifests[ds] = require_shared(self.lake, shared, ds)
+                for manifest in manifests.values():
+                    if manifest is not None:
+                        check_writer(manifest, shared)
+            elif manifests[ds] is None:
+                raise PartitionNotFound(
+                    f"validated/{dataset}/ds={ds} does not exist: the day's data was not ingested "
+                    "or did not pass validation"
+                )
+            found[name] = {d: m for d, m in manifests.items() if m is not None}
+            missing += [f"{dataset}/{d}" for d in window if manifests[d] is None]
+        fingerprints = [m.fingerprint for days in found.values() for m in days.values()]
+        key = self.build_key(fingerprints, job=self.job, window=window, code=code)
+        return FeatureInputs(found, missing, key)
 
     def _run_job(self, spark: Any, job: Any, dates: dict[str, list[str]], ds: str, out: Path) -> None:
         from contextlib import ExitStack

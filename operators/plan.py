@@ -117,6 +117,12 @@ class _Planner:
                 f"{k}={v}" for k, v in task.completion.model_dump(exclude_defaults=True).items()) + ")"
             if task.completion.model_dump(exclude_defaults=True) else "waits until the drop has files"]
 
+    def _SharedPartitionSensor(self, task: Any):  # noqa: N802
+        shared = task.shared
+        return [self._present(shared.zone, shared.dataset, self.ds)], [], [
+            f"waits ({task.mode}, a look every {task.poke_interval:.0f}s, up to {task.timeout / 60:.0f} min) until "
+            f"{shared.owned_by} has published it; read only, never written by {task.pipeline!r}"]
+
     def _IngestOperator(self, task: Any):  # noqa: N802
         from operators.drops import render_drop_uri
 

@@ -1,10 +1,12 @@
-"""Waiting for a day's source drop: a deferrable sensor (no worker slot is held while waiting)."""
+"""Waiting before a stage reads: for a day's source drop (a deferrable sensor, no worker slot is
+held while waiting), and for another pipeline's shared partition (reschedule mode, likewise)."""
 
 from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.bases.sensor import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
@@ -13,6 +15,9 @@ from operators.base import partition_date
 from operators.drops import DropState, DropWatch, inspect_drop, render_drop_uri
 from operators.settings import Settings
 from operators.spec.models import CompletionSpec
+
+if TYPE_CHECKING:
+    from include.shared_partitions import SharedPartition
 
 
 def find_drop(uri: str, source_format: str, conn_id: str, completion: CompletionSpec) -> DropState:
@@ -82,3 +87,48 @@ class DropSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(f"the drop at {event['uri']} is not complete after {self.timeout:.0f}s: "
                                        f"{'; '.join(event.get('missing', []))}")
         raise AirflowException(f"waiting for the drop at {event.get('uri')} failed: {event.get('message')}")
+
+
+class SharedPartitionSensor(BaseSensorOperator):
+    """Waits until the pipeline that owns a shared dataset (a spec's `reads:`) has published the
+    day's validated partition: its manifest exists, names the owner as writer and is not being
+    rebuilt. Reschedule mode: between looks the task gives its worker slot back. A time-out
+    names the partition, the owning pipeline and its DAG, and why it is not there yet.
+    """
+
+    ui_color = "#f0f0f0"
+
+    def __init__(self, *, pipeline: str, shared: SharedPartition, pipeline_start: str | None = None,
+                 mode: str = "reschedule", **kwargs: Any) -> None:
+        super().__init__(mode=mode, **kwargs)
+        self.pipeline = pipeline  # the reading pipeline
+        self.pipeline_start = pipeline_start  # the spec's start_date (see operators.base.partition_date)
+        self.shared = shared
+        self._last_reason: str | None = None
+
+    @cached_property
+    def lake(self):  # -> include.lake.Lake (imported lazily: pyarrow is not needed to parse DAGs)
+        from operators.hooks.lake import LakeHook
+
+        settings = Settings.resolve()
+        return LakeHook(root=settings.lake_root, conn_id=settings.lake_conn_id).get_lake()
+
+    def poke(self, context: Any) -> bool:
+        from include.shared_partitions import shared_partition_state
+
+        state = shared_partition_state(self.lake, self.shared, partition_date(context))
+        self._last_reason = state.reason
+        self.log.info("%s", state.reason)
+        return state.ready
+
+    def execute(self, context: Any) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as exc:
+            raise AirflowSensorTimeout(self.timeout_message(partition_date(context))) from exc
+
+    def timeout_message(self, ds: str) -> str:
+        waited = f"{self.timeout / 60:.0f} min" if self.timeout >= 60 else f"{self.timeout:.0f}s"
+        reason = self._last_reason or f"{self.shared.partition(ds)} is not published"
+        return (f"gave up after {waited}: {reason}. Pipeline {self.pipeline!r} reads this dataset from "
+                f"{self.shared.owned_by} and never writes it: run or fix the owner for {ds}, then clear this task")

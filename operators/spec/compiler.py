@@ -80,14 +80,38 @@ def build_dag(spec: PipelineSpec, name: str, dag_spec: DagSpec, source: Path) ->
         render_template_as_native_obj=True,
     )
     with dag:
-        _add_tasks(spec, dag_spec, stages, custom)
+        _add_tasks(spec, dag_spec, stages, custom, shared_waits(spec, stages, source))
     return dag
 
 
-def _add_tasks(spec: PipelineSpec, dag_spec: DagSpec, stages: list[str], custom: dict[str, CustomStage]) -> None:
+def shared_waits(spec: PipelineSpec, stages: list[str], source: Path) -> dict[str, BaseOperator]:
+    """A sensor per `reads:` entry with a `wait:`, in a DAG that builds features: it waits for the
+    owning pipeline's partition of the day (the owner and its DAGs come from the ownership index)."""
+    if "features" not in stages or not spec.reads:
+        return {}
+    from include.shared_partitions import SharedPartition
+    from operators.spec.ownership import shared_reads
+    from operators.spec.stages import build_shared_wait
+
+    owners = shared_reads(source)
+    waits = {}
+    for name, read in spec.reads.items():
+        if read.wait is None:
+            continue
+        owner = owners.get(name)
+        shared = SharedPartition(owner=read.from_pipeline, dataset=read.dataset,
+                                 owner_dags=tuple(owner.owner.dag_ids) if owner else (),
+                                 owner_spec=owner.owner.where if owner else None)
+        waits[name] = build_shared_wait(spec, name, shared)
+    return waits
+
+
+def _add_tasks(spec: PipelineSpec, dag_spec: DagSpec, stages: list[str], custom: dict[str, CustomStage],
+               waits: dict[str, BaseOperator] | None = None) -> None:
     """Each stage's task(s), wired after the stages it follows and the sources it waits for."""
     tasks: dict[str, BaseOperator] = {}
-    landed: dict[str, BaseOperator] = {}  # source name -> its last task (validate, else ingest)
+    # source name -> its last task (validate, else ingest); a shared dataset's -> its sensor
+    landed: dict[str, BaseOperator] = dict(waits or {})
     for stage in stages:
         if stage in custom:
             tasks[stage] = create_custom_task(spec, custom[stage])

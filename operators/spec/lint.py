@@ -292,7 +292,7 @@ def _job_signature(doc: YamlDocument, spec: PipelineSpec) -> list[SpecProblem]:
     if node is None:
         return []  # the loader names a missing module or function; an alias or a class is checked at run time
     signature = _signature(node)
-    names = [b.name for b in spec.feature_sources]
+    names = list(spec.feature_inputs)  # own feature sources, then the shared ones (`reads:`)
     try:
         if spec.sources is None:
             signature.bind(None, None)

@@ -24,7 +24,7 @@ from include.training import params as model_params
 from operators.spec.custom_stages import registered_stages
 from operators.spec.defaults import folder_defaults
 from operators.spec.models import JOB_PATH, DagSpec, ParamSpec, PipelineSpec
-from operators.spec.ownership import KINDS, clashes
+from operators.spec.ownership import KINDS, clashes, read_problems
 from operators.spec.problems import SpecProblem, SpecProblems
 from operators.spec.stages import BUILTIN, RESERVED_PARAMS
 from operators.spec.yaml_source import Location, YamlDocument, load_yaml
@@ -104,7 +104,7 @@ def inspect_spec(path: str | Path) -> SpecReport:
         problems += _check_schedules(doc) + _check_model_params(doc)
     else:
         problems = _cross_check(doc, spec)
-    problems += _ownership_clashes(doc)
+    problems += _ownership_clashes(doc) + _shared_read_problems(doc)
     return SpecReport(path, spec, tuple(problems), doc)
 
 
@@ -113,6 +113,11 @@ def _ownership_clashes(doc: YamlDocument) -> list[SpecProblem]:
                                   f"{other.pipeline!r}); a pipeline name, a model and a dataset each belong to "
                                   "one spec: rename one of them", line=mine.line, column=mine.column)
             for mine, other in clashes(doc.path)]
+
+
+def _shared_read_problems(doc: YamlDocument) -> list[SpecProblem]:
+    """`reads:` entries checked against the specs beside this one (their owner must exist and validate them)."""
+    return [doc.problem(("reads", p.entry, p.key), p.message) for p in read_problems(doc.path)]
 
 
 def _secrets(doc: YamlDocument) -> list[SpecProblem]:

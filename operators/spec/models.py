@@ -118,6 +118,28 @@ class LabelsSpec(Strict):
                                                          "drop of D + delay_days")
 
 
+class SharedWaitSpec(Strict):
+    timeout_minutes: int = Field(180, ge=1, le=24 * 60, description=(
+        "how long to wait for the owning pipeline to publish the day's validated partition"))
+    poke_seconds: int = Field(300, ge=5, le=3600, description=(
+        "how often to look (the task gives its worker slot back between looks: reschedule mode)"))
+
+
+class SharedReadSpec(Strict):
+    """One entry of `reads:`: a dataset another pipeline ingests and validates, used read-only.
+
+    It is declared once, by its owner's `sources:`; this pipeline's feature job receives its
+    validated partitions by the entry's name, next to the pipeline's own sources. Nothing here
+    ever writes it (see operators/spec/ownership.py).
+    """
+
+    from_pipeline: Name = Field(description="the pipeline whose spec ingests and validates the dataset")
+    dataset: Name = Field(description="the lake dataset of one of that pipeline's sources")
+    wait: SharedWaitSpec | None = Field(default_factory=SharedWaitSpec, description=(
+        "wait for the owner's validated partition of the day before the features run (null: do not wait; "
+        "features fail at once, naming the owner, when it is missing)"))
+
+
 @dataclass(frozen=True)
 class SourceBinding:
     """A source as the compiler wires it: its spec, its validation, its dataset and task ids."""
@@ -484,6 +506,8 @@ class PipelineSpec(Strict):
     source: SourceSpec | None = None
     validate_: ValidateSpec | None = Field(None, alias="validate")
     sources: dict[Name, NamedSourceSpec] | None = None
+    reads: dict[Name, SharedReadSpec] = Field(default_factory=dict, description=(
+        "datasets other pipelines own, shared on purpose: handed to the feature job by name, never written"))
     labels: LabelsSpec | None = None
     features: FeaturesSpec | None = None
     train: TrainSpec | None = None
@@ -529,12 +553,33 @@ class PipelineSpec(Strict):
                 known = sorted(self.sources or {})
                 raise ValueError(f"labels.source {self.labels.source!r} must name an entry of `sources:` "
                                  f"(declared: {known})")
-            if len(self.sources) < 2:
-                raise ValueError("with `labels:`, `sources:` needs the label source and at least one feature source")
+            if len(self.sources) + len(self.reads) < 2:
+                raise ValueError("with `labels:`, `sources:` needs the label source and at least one feature source "
+                                 "(or a shared one under `reads:`)")
             if self.train is not None and self.train.target != self.labels.column:
                 raise ValueError(f"train.target {self.train.target!r} must be labels.column "
                                  f"{self.labels.column!r}: the model learns the outcome the labels carry")
+        self._check_reads()
         return self
+
+    def _check_reads(self) -> None:
+        if not self.reads:
+            return
+        if self.sources is None:
+            raise ValueError("`reads:` hands shared datasets to the feature job by name, next to `sources:`; declare "
+                             "this pipeline's own inputs under `sources:` (the one-source shorthand passes its frame "
+                             "positionally)")
+        if self.features is None:
+            raise ValueError("`reads:` feeds the feature job: add a `features:` section or drop `reads:`")
+        for name, read in self.reads.items():
+            if name in self.sources:
+                raise ValueError(f"reads.{name}: {name!r} is also an entry of `sources:`; the feature job receives "
+                                 "each input by its name, so give the shared one another name")
+            if read.from_pipeline == self.pipeline:
+                raise ValueError(f"reads.{name}: a pipeline reads its own datasets through `sources:`, not `reads:`")
+            if read.dataset in {b.dataset for b in self.source_bindings}:
+                raise ValueError(f"reads.{name}: dataset {read.dataset!r} is written by this pipeline's own "
+                                 "`sources:`; a shared dataset is read from its owner, not ingested again")
 
     # ---- derived names ----
     @property
@@ -555,6 +600,13 @@ class PipelineSpec(Strict):
         return [b for b in self.source_bindings if b.name != label]
 
     @property
+    def feature_inputs(self) -> dict[str, str]:
+        """What the feature job receives by keyword (name -> validated dataset): the feature sources,
+        then the datasets shared by other pipelines (`reads:`)."""
+        own = {b.name: b.dataset for b in self.feature_sources}
+        return {**own, **{name: read.dataset for name, read in self.reads.items()}}
+
+    @property
     def label_source(self) -> SourceBinding | None:
         if self.labels is None:
             return None
@@ -564,6 +616,8 @@ class PipelineSpec(Strict):
     def raw_dataset(self) -> str:
         """The (first) feature source's dataset; the shorthand's `source.dataset` or the pipeline name."""
         if self.sources is not None:
+            if not self.feature_sources and self.reads:  # every feature input is shared
+                return next(iter(self.reads.values())).dataset
             return self.feature_sources[0].dataset
         return (self.source.dataset if self.source else None) or self.pipeline
 

@@ -2,8 +2,9 @@
 
 Two specs in one folder that write the same model or dataset would overwrite each other's
 partitions or take over each other's champion, so loading either is refused with both files
-and lines. A claim records its access; only two writers conflict, so a spec that *reads* a
-dataset another spec owns can be expressed as a `reads` claim.
+and lines. A claim records its access; only two writers conflict. A spec that *reads* a
+dataset another spec owns says so on purpose under `reads:` (`from_pipeline`, `dataset`): the index
+records that as a `reads` claim and checks it against the owner (`read_problems`, `shared_reads`).
 
 The index is built at DAG-parse time for every spec file, so it stays cheap: libyaml's node
 tree (no Python objects are constructed), only the few keys that name outputs, cached by
@@ -13,6 +14,7 @@ their own DAG file shows that error.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,10 +46,37 @@ class Claim:
     line: int
     pipeline: str
     column: int = 1
+    # a `raw` write: the spec's DAGs that publish its validated partitions (none: never validated)
+    dags: tuple[str, ...] = ()
+    # a shared read (`reads.<entry>`): the pipeline it names as the dataset's owner
+    entry: str | None = None
+    from_pipeline: str | None = None
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @property
+    def dag_ids(self) -> list[str]:
+        return [f"{self.pipeline}_{dag}" for dag in self.dags]
+
+
+@dataclass(frozen=True)
+class SharedRead:
+    """A `reads:` entry resolved against the specs beside it: the owner's claim on the dataset."""
+
+    entry: str
+    claim: Claim  # this spec's `reads` claim
+    owner: Claim  # the owning spec's `writes` claim (its file, line, pipeline and publishing DAGs)
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    """Why a `reads:` entry cannot be used: the key at fault (`from_pipeline` or `dataset`) and what is wrong."""
+
+    entry: str
+    key: str
+    message: str
 
 
 _Stamp = tuple[int, int]
@@ -106,7 +135,8 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
     pipeline = _scalar(pipeline_node)
     if not pipeline:
         return ()
-    stages = _stages(top.get("dags"))
+    per_dag = _dag_stages(top.get("dags"))
+    stages = set().union(*per_dag.values())
     out: list[Claim] = []
 
     def add(kind: str, name: str | None, node: yaml.Node | None, access: Literal["writes", "reads"] = "writes"):
@@ -116,8 +146,11 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
 
     add("pipeline", pipeline, pipeline_node)
     if stages & {"ingest", "validate"}:
-        for name, node in _raw_datasets(top, pipeline):
-            add("raw", name, node)
+        publishing = tuple(dag for dag, its in per_dag.items() if "validate" in its)
+        for name, node, validated in _raw_datasets(top, pipeline):
+            mark = (node or pipeline_node).start_mark
+            out.append(Claim("raw", name, "writes", path, mark.line + 1, pipeline, mark.column + 1,
+                             dags=publishing if validated else ()))
     if stages & {"features", "train", "score"}:
         features = _mapping(top.get("features")).get("dataset")
         add("features", _scalar(features) or f"{pipeline}_features", features,
@@ -128,7 +161,81 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
     if "score" in stages:
         predictions = _mapping(top.get("score")).get("dataset")
         add("predictions", _scalar(predictions) or f"{pipeline}_predictions", predictions)
-    return tuple(out) + _custom_claims(top, path, pipeline, stages)
+    return tuple(out) + _custom_claims(top, path, pipeline, stages) + _read_claims(top, path, pipeline)
+
+
+def _read_claims(top: dict[str, yaml.Node], path: Path, pipeline: str) -> tuple[Claim, ...]:
+    """`reads.<entry>: {from_pipeline, dataset}`: a raw/validated dataset another spec owns, read on purpose."""
+    reads = top.get("reads")
+    if not isinstance(reads, yaml.MappingNode):
+        return ()
+    out = []
+    for key_node, value_node in reads.value:
+        entry = _mapping(value_node)
+        dataset = entry.get("dataset")
+        name = _scalar(dataset)
+        if isinstance(key_node, yaml.ScalarNode) and name:
+            mark = dataset.start_mark
+            out.append(Claim("raw", name, "reads", path, mark.line + 1, pipeline, mark.column + 1,
+                             entry=key_node.value, from_pipeline=_scalar(entry.get("from_pipeline"))))
+    return tuple(out)
+
+
+def shared_reads(path: str | Path) -> dict[str, SharedRead]:
+    """Each `reads:` entry of the spec at `path` whose dataset a spec beside it owns, by entry name."""
+    path = Path(path)
+    owners = _raw_owners(path)
+    return {c.entry: SharedRead(c.entry, c, owners[c.name]) for c in claims(path)
+            if c.access == "reads" and c.entry and c.name in owners}
+
+
+def read_problems(path: str | Path) -> list[ReadProblem]:
+    """What is wrong with the `reads:` entries of the spec at `path`: a pipeline no spec beside it
+    declares, a dataset its named owner does not ingest (or that no spec owns), one never validated."""
+    path = Path(path)
+    mine = [c for c in claims(path) if c.access == "reads" and c.entry]
+    if not mine:
+        return []
+    owners = _raw_owners(path)
+    pipelines = {c.name: c for sibling in _siblings(path) for c in claims(sibling) if c.kind == "pipeline"}
+    problems = []
+    for claim in mine:
+        problem = _read_problem(claim, owners, pipelines)
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def _read_problem(claim: Claim, owners: dict[str, Claim], pipelines: dict[str, Claim]) -> ReadProblem | None:
+    named, entry = claim.from_pipeline, claim.entry or ""
+    owner = owners.get(claim.name)
+    if named not in pipelines:
+        close = difflib.get_close_matches(named or "", sorted(pipelines), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; pipelines beside it: {sorted(pipelines)}"
+        return ReadProblem(entry, "from_pipeline", f"no spec beside this one declares pipeline {named!r}{hint}")
+    if owner is None or owner.pipeline != named:
+        if owner is not None:
+            return ReadProblem(entry, "dataset", (
+                f"dataset {claim.name!r} is owned by pipeline {owner.pipeline!r} ({owner.where}), not {named!r}; "
+                f"set from_pipeline: {owner.pipeline}"))
+        theirs = sorted(c.name for c in owners.values() if c.pipeline == named)
+        close = difflib.get_close_matches(claim.name, theirs, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"its datasets: {theirs}"
+        return ReadProblem(entry, "dataset", (
+            f"no spec beside this one ingests dataset {claim.name!r}, so nothing would ever publish it; pipeline "
+            f"{named!r} ({pipelines[named].where}) owns no such dataset: {hint}"))
+    if not owner.dags:
+        return ReadProblem(entry, "dataset", (
+            f"pipeline {named!r} ingests {claim.name!r} ({owner.where}) but none of its DAGs validates it, so "
+            f"validated/{claim.name} is never published: give that source a `validate:` and a DAG that runs "
+            "`validate`"))
+    return None
+
+
+def _raw_owners(path: Path) -> dict[str, Claim]:
+    """Raw/validated dataset -> the `writes` claim of the spec beside `path` that ingests it."""
+    return {c.name: c for sibling in _siblings(path) for c in claims(sibling)
+            if c.kind == "raw" and c.access == "writes"}
 
 
 def _custom_claims(top: dict[str, yaml.Node], path: Path, pipeline: str, stages: set[str]) -> tuple[Claim, ...]:
@@ -146,29 +253,37 @@ def _custom_claims(top: dict[str, yaml.Node], path: Path, pipeline: str, stages:
     return tuple(out)
 
 
-def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, yaml.Node | None]]:
+def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, yaml.Node | None, bool]]:
     """The datasets ingest and validate write: `source.dataset` (default: the pipeline name), or
-    one per entry of `sources:` (its `dataset`, default: the entry's name)."""
+    one per entry of `sources:` (its `dataset`, default: the entry's name); and whether the source
+    is validated (only then is a `validated/` partition published)."""
     sources = top.get("sources")
     if isinstance(sources, yaml.MappingNode):
         out = []
         for key_node, value_node in sources.value:
-            dataset = _mapping(value_node).get("dataset")
-            out.append((_scalar(dataset) or _scalar(key_node), dataset or key_node))
+            source = _mapping(value_node)
+            dataset = source.get("dataset")
+            out.append((_scalar(dataset) or _scalar(key_node), dataset or key_node, _given(source.get("validate"))))
         return out
     dataset = _mapping(top.get("source")).get("dataset")
-    return [(_scalar(dataset) or pipeline, dataset)]
+    return [(_scalar(dataset) or pipeline, dataset, _given(top.get("validate")))]
 
 
-def _stages(dags: yaml.Node | None) -> set[str]:
-    found: set[str] = set()
-    for _, dag in (dags.value if isinstance(dags, yaml.MappingNode) else ()):
+def _dag_stages(dags: yaml.Node | None) -> dict[str, set[str]]:
+    """Each DAG's stages, by DAG name (`all` or no list: every built-in stage)."""
+    found: dict[str, set[str]] = {}
+    for key, dag in (dags.value if isinstance(dags, yaml.MappingNode) else ()):
         stages = _mapping(dag).get("stages")
+        its = found.setdefault(str(_scalar(key)), set())
         if stages is None or _scalar(stages) == "all":
-            found.update(ALL_STAGES)
+            its.update(ALL_STAGES)
         elif isinstance(stages, yaml.SequenceNode):
-            found.update(s for s in (_scalar(item) for item in stages.value) if s)
+            its.update(s for s in (_scalar(item) for item in stages.value) if s)
     return found
+
+
+def _given(node: yaml.Node | None) -> bool:
+    return node is not None and not (isinstance(node, yaml.ScalarNode) and _scalar(node) is None)
 
 
 def _mapping(node: yaml.Node | None) -> dict[str, yaml.Node]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Param
 
+    from include.shared_partitions import SharedPartition
     from operators.spec.models import DagSpec, PipelineSpec, SourceBinding
 
 # Trigger-form parameters every DAG gets, whatever its stages.
@@ -86,6 +87,15 @@ def _build_ingest(request: BuildRequest, binding: SourceBinding) -> BaseOperator
     return task
 
 
+def build_shared_wait(spec: PipelineSpec, name: str, shared: SharedPartition) -> BaseOperator:
+    """The sensor for `reads.<name>`: wait for the owner's validated partition of the day."""
+    from operators.sensors import SharedPartitionSensor
+
+    wait = spec.reads[name].wait
+    return SharedPartitionSensor(task_id=f"wait_for_{name}", shared=shared, pipeline=spec.pipeline,
+                                 poke_interval=wait.poke_seconds, timeout=wait.timeout_minutes * 60)
+
+
 def _build_validate(request: BuildRequest, binding: SourceBinding) -> BaseOperator:
     from operators.validate import ValidateOperator
 
@@ -100,11 +110,14 @@ def _build_features(request: BuildRequest) -> BaseOperator:
     from operators.spec.assets import features_asset
 
     spec = request.spec
-    # The shorthand's job takes its one source positionally; with `sources:` each is a keyword.
-    named = {b.name: b.dataset for b in spec.feature_sources} if spec.sources is not None else None
+    # The shorthand's job takes its one source positionally; with `sources:` each is a keyword,
+    # and so is each dataset shared by another pipeline (`reads:`, read-only, checked against its owner).
+    named = spec.feature_inputs if spec.sources is not None else None
+    shared = {name: read.from_pipeline for name, read in spec.reads.items()} or None
     return FeaturesOperator(job=spec.features.job, source_dataset=None if named else spec.raw_dataset,
-                            sources=named, dataset=spec.features_dataset, lookback_days=spec.features.lookback_days,
-                            outlets=[features_asset(spec)], task_id="features", pipeline=spec.pipeline)
+                            sources=named, shared=shared, dataset=spec.features_dataset,
+                            lookback_days=spec.features.lookback_days, outlets=[features_asset(spec)],
+                            task_id="features", pipeline=spec.pipeline)
 
 
 def _build_train(request: BuildRequest) -> BaseOperator:
@@ -266,7 +279,7 @@ def _deploy_form(request: BuildRequest) -> dict[str, Param]:
 
 
 def _feature_sources(spec: PipelineSpec) -> list[str]:
-    return [b.name for b in spec.feature_sources]
+    return list(spec.feature_inputs)  # own feature sources, then shared ones (`reads:`)
 
 
 def _label_source(spec: PipelineSpec) -> list[str]:

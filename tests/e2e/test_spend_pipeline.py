@@ -4,6 +4,9 @@ Every shipped spec has its DAGs run in the suite. The spend model's MLflow param
 exactly the spec's model parameters (and a retrain's trigger-form overrides): never the DAG's
 other trigger-form fields (`ds`, `gpu`, `rebuild`, ...), which Airflow merges into any operator
 argument named `params`. A conf key the DAG does not declare fails the run at its first task.
+
+Spend reads the activity that churn ingests and validates (`reads:`): each night, churn's DAG runs
+first with only its activity tasks (the rest is marked done, not run), then spend's.
 """
 
 from __future__ import annotations
@@ -46,6 +49,21 @@ def run(dag_id: str, day: date, conf=None) -> str:
     return run_dag(dag_id, day, conf)
 
 
+# churn's tasks that publish validated/customer_activity; its other tasks are marked done, not run
+CHURN_ACTIVITY = "wait_for_drop_activity|ingest_activity|validate_activity"
+
+
+def publish_churns_activity(day: date) -> str:
+    from datetime import UTC, datetime
+
+    from operators.embedded import load_dag, migrate
+
+    migrate()
+    logical = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    run = load_dag("churn_nightly").test(logical_date=logical, mark_success_pattern=f"(?!(?:{CHURN_ACTIVITY})$).*")
+    return str(run.state)
+
+
 def registry(home):
     import mlflow
 
@@ -78,8 +96,18 @@ def expected(overrides: dict) -> dict[str, str]:
 def test_spend_nightly_then_retrain_log_exactly_the_model_params(home):
     client = registry(home)
     for n in range(DAYS):
+        assert publish_churns_activity(START + timedelta(days=n)) == "success", n
         assert run("spend_nightly", START + timedelta(days=n)) == "success", n
     (first,) = versions(client)
+    # spend's features were built from churn's validated partitions; spend wrote none of its own
+    from include.lake import Lake
+    from operators.settings import Settings
+
+    lake = Lake(Settings.resolve().lake_root)
+    inputs = lake.require("features", "spend_features", str(END)).inputs
+    assert {(i["zone"], i["dataset"]) for i in inputs} == {("validated", "customer_activity")}
+    assert lake.require("validated", "customer_activity", str(END)).extra["pipeline"] == "churn"
+    assert "spend_activity" not in lake.datasets("validated")
     assert logged_model_params(client, first) == expected({})
 
     conf = {"epochs": 3, "lr": 0.01, "force_deploy": True}

@@ -1,0 +1,162 @@
+"""A shared partition against a local lake: the sensor waits for its owner to publish it whole, a
+time-out names the owner, and the reader's features key follows the partition's content."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from include.errors import LakeError, PartitionNotFound, SpecError
+from include.shared_partitions import SharedPartition, shared_partition_state
+from operators.base import SkyliftOperator, date_window
+from operators.features import FeaturesOperator
+from operators.sensors import SharedPartitionSensor
+
+DS = "2026-11-20"
+ACTIVITY = SharedPartition(owner="churn", dataset="customer_activity", owner_dags=("churn_nightly",),
+                           owner_spec="dags/pipelines/churn.yaml:15")
+
+
+def owner(pipeline: str = "churn") -> SkyliftOperator:
+    """Publishes as a stage of `pipeline` does (the manifest names its writer)."""
+    return SkyliftOperator(task_id="validate_activity", pipeline=pipeline)
+
+
+def publish(op: SkyliftOperator, zone: str, ds: str, rows: list[int], inputs=()) -> None:
+    with op.publish(zone, "customer_activity", ds, run_id=f"run-{ds}", inputs=list(inputs)) as writer:
+        writer.write_table(pa.table({"customer_id": rows}))
+
+
+def sensor(**kwargs) -> SharedPartitionSensor:
+    return SharedPartitionSensor(task_id="wait_for_activity", pipeline="spend", shared=ACTIVITY, **kwargs)
+
+
+def context(task) -> dict:
+    return {"params": {"ds": DS}, "task": task}
+
+
+def test_the_sensor_waits_until_the_owner_has_published_the_day(skylift_env):
+    waiting = sensor()
+    assert waiting.mode == "reschedule"  # the worker slot is given back between looks
+    assert not waiting.poke(context(waiting))
+    assert waiting._last_reason == (f"validated/customer_activity/ds={DS} is not published yet by pipeline 'churn' "
+                                    "(DAG churn_nightly; declared at dags/pipelines/churn.yaml:15)")
+    publish(owner(), "validated", "2026-11-19", [1, 2])  # another day does not count
+    assert not waiting.poke(context(waiting))
+    publish(owner(), "validated", DS, [1, 2, 3])
+    assert waiting.poke(context(waiting))
+    assert waiting._last_reason == (f"validated/customer_activity/ds={DS} published by pipeline 'churn' "
+                                    f"(run run-{DS}, 3 rows)")
+
+
+def test_a_partition_being_rebuilt_by_its_owner_is_waited_for(skylift_env):
+    publish(owner(), "raw", DS, [1, 2, 3])
+    raw = owner().lake.require("raw", "customer_activity", DS)
+    publish(owner(), "validated", DS, [1, 2, 3], inputs=[raw.as_input()])
+    lake = owner().lake
+    assert shared_partition_state(lake, ACTIVITY, DS).ready
+    publish(owner(), "raw", DS, [1, 2, 3, 4])  # the owner re-ingests; its validate has not run yet
+    state = shared_partition_state(lake, ACTIVITY, DS)
+    assert not state.ready
+    assert state.reason == (f"validated/customer_activity/ds={DS} is being rebuilt by pipeline 'churn': its inputs "
+                            f"changed since it was published (raw/customer_activity/ds={DS} (rebuilt))")
+
+
+def test_a_partition_another_pipeline_wrote_is_refused_not_waited_for(skylift_env):
+    publish(owner("billing"), "validated", DS, [1])
+    waiting = sensor()
+    with pytest.raises(LakeError, match=(
+            rf"^validated/customer_activity/ds={DS} was written by pipeline 'billing' \(run run-{DS}\), but it is "
+            r"shared as pipeline 'churn' \(DAG churn_nightly; declared at dags/pipelines/churn.yaml:15\)'s")):
+        waiting.poke(context(waiting))
+
+
+def test_a_damaged_manifest_is_waited_for(skylift_env):
+    publish(owner(), "validated", DS, [1])
+    lake = owner().lake
+    manifest = f"{lake.partition_path('validated', 'customer_activity', DS)}/_manifest.json"
+    lake.fs.pipe_file(manifest, b"{not json")
+    state = shared_partition_state(lake, ACTIVITY, DS)
+    assert not state.ready and "is damaged" in state.reason and "waiting for 'churn' to republish it" in state.reason
+
+
+def test_a_time_out_names_the_partition_the_owner_and_its_dag(skylift_env):
+    waiting = sensor(mode="poke", timeout=0, poke_interval=5)
+    with pytest.raises(AirflowSensorTimeout) as err:
+        waiting.execute(context(waiting))
+    assert str(err.value) == (
+        f"gave up after 0s: validated/customer_activity/ds={DS} is not published yet by pipeline 'churn' (DAG "
+        "churn_nightly; declared at dags/pipelines/churn.yaml:15). Pipeline 'spend' reads this dataset from pipeline "
+        f"'churn' (DAG churn_nightly; declared at dags/pipelines/churn.yaml:15) and never writes it: run or fix the "
+        f"owner for {DS}, then clear this task")
+
+
+def test_the_sensor_refuses_a_date_before_the_readers_start_date(skylift_env):
+    waiting = sensor(pipeline_start="2026-12-01")
+    with pytest.raises(SpecError, match="is before pipeline 'spend'"):
+        waiting.poke(context(waiting))
+
+
+# ---- the reader's feature inputs ----
+
+def job(activity, spend_labels, ds):  # the signature a feature job of these inputs has
+    return None
+
+
+def features() -> FeaturesOperator:
+    return FeaturesOperator(task_id="features", pipeline="spend", job=f"{__name__}:job", dataset="spend_features",
+                            sources={"activity": "customer_activity"}, shared={"activity": "churn"}, lookback_days=2)
+
+
+def test_the_features_key_follows_the_shared_partitions_content(skylift_env):
+    publish(owner(), "validated", "2026-11-19", [1, 2])
+    publish(owner(), "validated", DS, [1, 2, 3])
+    reader = features()
+    window = date_window(DS, 2)
+    first = reader.collect_inputs(DS, window, code="c")
+    assert sorted(first.found["activity"]) == window and first.missing == []
+    assert reader.collect_inputs(DS, window, code="c").key == first.key  # nothing changed: kept
+    publish(owner(), "validated", DS, [1, 2, 3])  # republished, same rows
+    assert reader.collect_inputs(DS, window, code="c").key == first.key
+    publish(owner(), "validated", DS, [1, 2, 3, 4])  # republished with other rows: the features are rebuilt
+    assert reader.collect_inputs(DS, window, code="c").key != first.key
+
+
+def test_features_name_the_owner_of_a_missing_shared_day(skylift_env):
+    publish(owner(), "validated", "2026-11-19", [1, 2])
+    with pytest.raises(PartitionNotFound, match=(
+            rf"^validated/customer_activity/ds={DS} is not published yet by pipeline 'churn' \(none of its DAGs "
+            r"validates it\); it is shared, so this pipeline only reads it: run the owner for 2026-11-20 first$")):
+        features().collect_inputs(DS, date_window(DS, 2), code="c")
+
+
+def test_features_refuse_a_window_day_another_pipeline_wrote(skylift_env):
+    publish(owner("billing"), "validated", "2026-11-19", [1])
+    publish(owner(), "validated", DS, [1, 2])
+    with pytest.raises(LakeError, match="was written by pipeline 'billing'"):
+        features().collect_inputs(DS, date_window(DS, 2), code="c")
+
+
+def test_a_shared_input_must_be_one_of_the_jobs_sources():
+    with pytest.raises(SpecError, match=r"shared inputs \['weather'\] are not among the job's sources \['activity'\]"):
+        FeaturesOperator(task_id="features", pipeline="spend", job=f"{__name__}:job", dataset="f",
+                         sources={"activity": "customer_activity"}, shared={"weather": "churn"})
+
+
+def test_the_plan_shows_the_wait_for_the_owners_partition(skylift_env):
+    from pathlib import Path
+
+    from operators.plan import _Planner
+    from operators.spec.compiler import dags_from_spec_file
+    from operators.spec.loader import load_spec
+
+    spend = Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "spend.yaml"
+    dag = dags_from_spec_file(spend)["spend_retrain"]
+    publish(owner(), "validated", DS, [1, 2])
+    wait = _Planner(load_spec(spend), dag, DS, {}).task(dag.get_task("wait_for_activity"))
+    assert wait.reads == (f"file://{skylift_env}/lake/validated/customer_activity/ds={DS}",) and wait.writes == ()
+    assert wait.notes == ("waits (reschedule, a look every 300s, up to 180 min) until pipeline 'churn' (DAG "
+                          f"churn_nightly; declared at {spend.parent}/churn.yaml:15) has published it; read "
+                          "only, never written by 'spend'",)
+    assert dag.get_task("features").upstream_task_ids == {"wait_for_activity"}
