@@ -130,5 +130,6 @@ class SharedPartitionSensor(BaseSensorOperator):
     def timeout_message(self, ds: str) -> str:
         waited = f"{self.timeout / 60:.0f} min" if self.timeout >= 60 else f"{self.timeout:.0f}s"
         reason = self._last_reason or f"{self.shared.partition(ds)} is not published"
-        return (f"gave up after {waited}: {reason}. Pipeline {self.pipeline!r} reads this dataset from "
-                f"{self.shared.owned_by} and never writes it: run or fix the owner for {ds}, then clear this task")
+        publisher = " or ".join(self.shared.owner_dags) or f"pipeline {self.shared.owner!r}'s validate task"
+        return (f"gave up after {waited}: {reason}. Pipeline {self.pipeline!r} only reads this dataset; its owner "
+                f"{self.shared.owner!r} publishes it: run or fix {publisher} for {ds}, then clear this task")

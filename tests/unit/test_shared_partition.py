@@ -87,9 +87,8 @@ def test_a_time_out_names_the_partition_the_owner_and_its_dag(skylift_env):
         waiting.execute(context(waiting))
     assert str(err.value) == (
         f"gave up after 0s: validated/customer_activity/ds={DS} is not published yet by pipeline 'churn' (DAG "
-        "churn_nightly; declared at dags/pipelines/churn.yaml:15). Pipeline 'spend' reads this dataset from pipeline "
-        f"'churn' (DAG churn_nightly; declared at dags/pipelines/churn.yaml:15) and never writes it: run or fix the "
-        f"owner for {DS}, then clear this task")
+        "churn_nightly; declared at dags/pipelines/churn.yaml:15). Pipeline 'spend' only reads this dataset; its "
+        f"owner 'churn' publishes it: run or fix churn_nightly for {DS}, then clear this task")
 
 
 def test_the_sensor_refuses_a_date_before_the_readers_start_date(skylift_env):
@@ -156,7 +155,31 @@ def test_the_plan_shows_the_wait_for_the_owners_partition(skylift_env):
     publish(owner(), "validated", DS, [1, 2])
     wait = _Planner(load_spec(spend), dag, DS, {}).task(dag.get_task("wait_for_activity"))
     assert wait.reads == (f"file://{skylift_env}/lake/validated/customer_activity/ds={DS}",) and wait.writes == ()
+    churn = spend.parent / "churn.yaml"
+    line = churn.read_text().split("dataset: customer_activity")[0].count("\n") + 1
     assert wait.notes == ("waits (reschedule, a look every 300s, up to 180 min) until pipeline 'churn' (DAG "
-                          f"churn_nightly; declared at {spend.parent}/churn.yaml:15) has published it; read "
-                          "only, never written by 'spend'",)
+                          f"churn_nightly; declared at {churn}:{line}) has published it; read only, never written "
+                          "by 'spend'",)
     assert dag.get_task("features").upstream_task_ids == {"wait_for_activity"}
+
+
+def test_wait_null_builds_no_sensor_and_the_features_task_names_the_owner_itself(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from operators.spec.compiler import shared_waits
+    from operators.spec.loader import load_spec
+
+    pipelines = Path(__file__).resolve().parents[2] / "dags" / "pipelines"
+    (tmp_path / "churn.yaml").write_text((pipelines / "churn.yaml").read_text())
+    body = yaml.safe_load((pipelines / "spend.yaml").read_text())
+    body["reads"]["activity"]["wait"] = None
+    (tmp_path / "spend.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    spec = load_spec(tmp_path / "spend.yaml")
+    assert shared_waits(spec, ["features", "train"], tmp_path / "spend.yaml") == {}
+    body["reads"]["activity"].pop("wait")  # the default waits
+    (tmp_path / "spend.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    (sensor_task,) = shared_waits(load_spec(tmp_path / "spend.yaml"), ["features"], tmp_path / "spend.yaml").values()
+    assert (sensor_task.task_id, sensor_task.timeout, sensor_task.poke_interval) == ("wait_for_activity", 180 * 60, 300)
+    assert sensor_task.shared.owner_dags == ("churn_nightly",)
