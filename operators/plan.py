@@ -202,6 +202,22 @@ class _Planner:
                 "dag": self.dag, "ds": self.ds, "run_id": ti.run_id,
                 "dag_run": SimpleNamespace(run_id=ti.run_id, conf={}, run_after=logical, logical_date=logical)}
 
+    def _SearchPlanOperator(self, task: Any):  # noqa: N802
+        search = task.search
+        if not self.params.get("search"):
+            return [], [], ["search off for this run: maps no trial, train trains once"]
+        trials = int(self.params.get("search_trials") or search["trials"])
+        return [], [f"an MLflow parent run in experiment skylift/{task.pipeline}, an Optuna study in "
+                    f"{self.settings.search_storage}"], [
+            f"{trials} trials over {sorted(search['space'])}, {search['parallelism']} at a time; the best by "
+            f"{search['metric']} ({search['direction']}) goes on to register"]
+
+    def _SearchTrainOperator(self, task: Any):  # noqa: N802
+        if self.params.get("search"):
+            return [], [], ["picks the best finished trial (child runs of the search's parent run) and hands its "
+                            "result to register"]
+        return self._TrainModelOperator(task)
+
     def _RegisterModelOperator(self, task: Any):  # noqa: N802
         return [f"the MLflow run of task {task.train_task_id}"], [f"a new version of registered model "
                                                                   f"{task.model_name} (alias challenger)"], []

@@ -264,3 +264,37 @@ def test_the_pick_reads_the_finished_trials_and_a_killed_one_loses_only_itself(t
     assert closed.data.tags["skylift.search.best_run_id"] == runs[1]
     assert (closed.data.tags["skylift.search.finished_trials"], closed.data.tags["skylift.search.failed_trials"]) == (
         "3", "2")
+
+
+# ---- skylift plan ------------------------------------------------------------------------------------
+def test_skylift_plan_says_what_a_searching_run_would_do(tmp_path, skylift_env, monkeypatch):
+    import pyarrow as pa
+
+    from include.lake import Lake
+    from operators.plan import plan_run
+    from operators.project import Project
+    from tests.e2e.own_project import write_project
+
+    root = write_project(tmp_path / "project")
+    spec = root / "dags" / "pipelines" / "parcels.yaml"
+    spec.write_text(spec.read_text().replace("  window_days: 1\n", (
+        "  window_days: 1\n  search:\n    params: {max_depth: {type: int, low: 2, high: 5}}\n"
+        "    trials: 6\n    parallelism: 3\n    metric: auc\n"), 1))
+    monkeypatch.setenv("SKYLIFT_PROJECT", str(root))
+    monkeypatch.syspath_prepend(str(root))
+    for name in [m for m in sys.modules if m.split(".")[0] == "parcel_jobs"]:
+        monkeypatch.delitem(sys.modules, name)
+    with Lake(f"file://{skylift_env}/lake").publish("features", "parcels_features", "2026-03-02") as writer:
+        writer.write_table(pa.table({"shipment_id": ["a", "b"], "km_per_kg": [1.0, 2.0], "late": [0, 1]}))
+    from datetime import date
+
+    project = Project(root=root, home=tmp_path / "home")
+    plan = plan_run(project, "parcels", date(2026, 3, 2), "retrain", {"search": True, "search_trials": 4})
+    tasks = {t.task_id: t for t in plan.tasks}
+    assert tasks["train_trial"].after == ("search_plan",) and tasks["train"].after == ("train_trial",)
+    assert tasks["search_plan"].notes == (
+        "4 trials over ['max_depth'], 3 at a time; the best by auc (maximize) goes on to register",)
+    assert "picks the best finished trial" in tasks["train"].notes[0]
+    off = {t.task_id: t for t in plan_run(project, "parcels", date(2026, 3, 2), "retrain", None).tasks}
+    assert off["search_plan"].notes == ("search off for this run: maps no trial, train trains once",)
+    assert any("model parameters {'max_depth': 3" in note for note in off["train"].notes)
