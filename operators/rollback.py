@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from operators.base import SkyliftOperator
 from operators.links import VERSION_XCOM_KEY, ModelVersionLink
+
+if TYPE_CHECKING:
+    from operators.spec.models import DeploySpec
 
 
 class RollbackModelOperator(SkyliftOperator):
@@ -15,10 +18,12 @@ class RollbackModelOperator(SkyliftOperator):
     ui_color = "#f5e0d8"
     operator_extra_links = (ModelVersionLink(),)
 
-    def __init__(self, *, model_name: str, smoke_rows: int = 20, **kwargs: Any) -> None:
+    def __init__(self, *, model_name: str, smoke_rows: int = 20, serving: DeploySpec | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model_name = model_name
         self.smoke_rows = smoke_rows
+        self.serving = serving  # `deploy.target` local or kubernetes: it is made to serve the version returned to
 
     def execute(self, context: Any) -> dict[str, Any]:
         from include.audit import AuditTrail
@@ -34,4 +39,36 @@ class RollbackModelOperator(SkyliftOperator):
                       event.seq)
         ti.xcom_push(key=VERSION_XCOM_KEY, value={"ui": self.mlflow_hook.ui_base() or "http://127.0.0.1:5000",
                                                   "name": self.model_name, "version": event.after})
-        return {"model": self.model_name, "from": event.before, "to": event.after, "audit_event": event.seq}
+        result = {"model": self.model_name, "from": event.before, "to": event.after, "audit_event": event.seq}
+        if self.serving is not None and self.serving.target != "alias" and event.after:
+            result["serving"] = self._roll_out(event)
+        return result
+
+    def _roll_out(self, event: Any) -> str:
+        """Make the deploy target serve the version returned to, smoke-tested like a deploy. If it cannot,
+        its objects are put back and the task fails; the alias stays where the rollback put it (the
+        version rolled back from is what someone wanted gone)."""
+        from include.audit import AuditTrail
+        from include.errors import RolloutFailed
+        from include.rollback import smoke_rows
+        from operators.deploy_targets import build_target, smoke_sample
+
+        target = None
+        try:
+            target = build_target(self.serving, pipeline=self.pipeline, model_name=self.model_name,
+                                  version=event.after, tracking_uri=self.mlflow_hook.tracking_uri)
+            rows = smoke_rows(AuditTrail(self.lake), self.lake, self.model_name, self.smoke_rows)
+            said = target.roll_out(smoke_sample(self.model_name, event.after, rows))
+        except Exception as exc:
+            undone = "nothing was applied"
+            if target is not None:
+                try:
+                    undone = target.undo()
+                except Exception as undo:  # report both
+                    undone = f"putting it back failed too ({undo}): {target.undo_plan()} by hand"
+            raise RolloutFailed(
+                f"model {self.model_name!r} is back at version {event.after} (audit event {event.seq}; batch scoring "
+                f"uses it), but deploy target {self.serving.target} could not serve it: {exc}. Target: {undone}"
+            ) from exc
+        self.log.info("%s", said)
+        return said

@@ -52,7 +52,7 @@ def build_rollback_dag(spec: PipelineSpec, source: Path) -> DAG:
     )
     with dag:
         RollbackModelOperator(task_id="rollback", pipeline=spec.pipeline, model_name=model,
-                              smoke_rows=spec.deploy.smoke_rows)
+                              smoke_rows=spec.deploy.smoke_rows, serving=spec.deploy)
     return dag
 
 

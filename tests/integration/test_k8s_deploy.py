@@ -157,3 +157,24 @@ def test_the_champion_is_served_through_the_service_and_failed_rollouts_roll_bac
         assert restored["spec"] == good["spec"]  # the previous spec, template and all
         assert restored["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == str(3 + 2 * attempt)
         assert through_service("/version").json()["version"] == "1"
+
+
+def test_the_rollback_task_rolls_the_target_back_to_the_version_it_returns_to(world, context_for):
+    """The `<pipeline>_rollback` DAG's task with a kubernetes target: the version returned to is rolled out
+    and smoke-tested too. The pods run the stand-in server answering like each version (v1 scores the
+    `weak` input, v2 the `good` one), so no serving app has to start here."""
+    from operators.rollback import RollbackModelOperator
+
+    client, model, trail = world["client"], world["model"], AuditTrail(world["lake"])
+    smoke = {"smoke": {"dataset": "churn_features", "ds": DS}}
+    registry.promote(client, trail, model, "1", expected=None, actor="test", reason="first", details=smoke)
+    registry.promote(client, trail, model, "2", expected="1", actor="test", reason="second", details=smoke)
+    stand_in = WRONG_ANSWERS.replace("[0.5] * len(rows)", "[min(max(row[0 if os.environ['SKYLIFT_MODEL_VERSION'] "
+                                                         "== '2' else 1], 0.0), 1.0) for row in rows]")
+    op = RollbackModelOperator(task_id="rollback", pipeline="t", model_name=model, smoke_rows=5,
+                               serving=serving(command=["python", "-c", stand_in]))
+    result = op.execute(context_for(DS, task_id="rollback", params={"reason": "v2 drifts"}))
+
+    assert (result["from"], result["to"]) == ("2", "1") and registry.champion_version(client, model) == "1"
+    assert "serves version 1; 5 smoke-test rows" in result["serving"]
+    assert deployment(world["kube"])["spec"]["template"]["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
