@@ -1,7 +1,8 @@
 """The deploy targets after the alias flip: `local` (a running serving process that follows the
-alias) and `kubernetes` (the serving Deployment, Service and autoscaler). Each rolls out, then
-smoke-tests the live endpoint; `undo` puts back what the rollout changed (the caller moves the
-alias back first, so pods that follow it return to the previous champion)."""
+alias) and `kubernetes` (the serving Deployment, Service and autoscaler, its pods pinned to the
+version rolled out). Each rolls out, then smoke-tests the live endpoint. `undo` puts back what the
+rollout changed: nothing for `local` (the server follows the alias the caller moved back), the
+previous Deployment, Service and autoscaler for `kubernetes`."""
 
 from __future__ import annotations
 
