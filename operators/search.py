@@ -36,6 +36,7 @@ SEARCH_RUN_TAG = "skylift.search.dag_run_id"
 TRIAL_TAG = "skylift.search.trial"  # the Optuna trial number
 SLOT_TAG = "skylift.search.slot"  # the mapped task index
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests the trials under the parent
+DS_TAG = "skylift.search.ds"  # the partition date, on the parent and on each trial
 
 
 def search_config(spec: PipelineSpec) -> dict[str, Any]:
@@ -123,7 +124,7 @@ class SearchPlanOperator(SkyliftOperator):
             return found[0].info.run_id
         run = client.create_run(experiment_id, run_name=f"{ti.dag_id}.{partition_date(context)}.search", tags={
             ROLE_TAG: "parent", SEARCH_RUN_TAG: ti.run_id, "skylift.pipeline": self.pipeline,
-            "skylift.dag_id": ti.dag_id, "skylift.search.ds": partition_date(context)})
+            "skylift.dag_id": ti.dag_id, DS_TAG: partition_date(context)})
         values = {"search.trials": trials, "search.parallelism": self.search["parallelism"],
                   "search.metric": self.search["metric"], "search.direction": self.search["direction"],
                   "search.sampler": self.search["sampler"], "search.space": json.dumps(self.search["space"])}
@@ -209,6 +210,9 @@ class TrialTrainOperator(TrainModelOperator):
             config["run_name"] = f"{config['run_name']}.trial-{self._claimed.number}"
             config["tags"].update({PARENT_TAG: self._plan.parent_run_id, ROLE_TAG: "trial",
                                    TRIAL_TAG: str(self._claimed.number), SLOT_TAG: str(self.slot)})
+            # Not the training run's date tag: the training operator's clean-up of stale runs (by DAG run
+            # and date, before a pod starts) would end the other trials running beside this one.
+            config["tags"][DS_TAG] = config["tags"].pop("skylift.ds")
         return config
 
     def fail_stale_trial_runs(self, mlflow_hook: Any, plan: hyper_search.SearchPlan) -> None:

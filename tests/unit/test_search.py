@@ -298,3 +298,21 @@ def test_skylift_plan_says_what_a_searching_run_would_do(tmp_path, skylift_env, 
     off = {t.task_id: t for t in plan_run(project, "parcels", date(2026, 3, 2), "retrain", None).tasks}
     assert off["search_plan"].notes == ("search off for this run: maps no trial, train trains once",)
     assert any("model parameters {'max_depth': 3" in note for note in off["train"].notes)
+
+
+def test_a_trial_trains_its_point_as_a_child_run_that_no_other_trials_clean_up_touches(context_for, skylift_env):
+    from operators.search import PARENT_TAG, TRIAL_TAG, TrialTrainOperator
+    from operators.settings import Settings
+
+    trial = TrialTrainOperator(task_id="train_trial", pipeline="tuning", dataset="tuning_features",
+                               framework="xgboost", target="churned", key=["customer_id"],
+                               model_params={"max_depth": 3, "eta": 0.3}, slot=2, plan_task_id="search_plan")
+    trial._plan = plan(skylift_env, parent_run_id="parent123")
+    trial._claimed = search.ClaimedTrial(number=5, params={"max_depth": 6})
+    config = trial.training_config(context_for("2026-03-10"), Settings.resolve(), ["2026-03-10"])
+    assert config["params"] == {"max_depth": 6, "eta": 0.3}  # the point over the spec's parameters
+    assert config["run_name"].endswith(".2026-03-10.trial-5")
+    tags = config["tags"]
+    assert (tags[PARENT_TAG], tags[TRIAL_TAG], tags["skylift.search.slot"]) == ("parent123", "5", "2")
+    # the training operator fails RUNNING runs tagged with this DAG run *and* date before a pod starts
+    assert "skylift.ds" not in tags and tags["skylift.search.ds"] == "2026-03-10"
