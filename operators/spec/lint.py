@@ -105,9 +105,13 @@ def _source_loc(spec: PipelineSpec, binding: SourceBinding) -> Location:
 
 
 def _not_a_column(name: str, known: set[str], binding: SourceBinding) -> str:
+    return _missing_column(name, known, f"source {binding.name!r} ({binding.spec.schema_})")
+
+
+def _missing_column(name: str, known: set[str], what: str) -> str:
     close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; its columns are {sorted(known)}"
-    return f"column {name!r} is not in the contract of source {binding.name!r} ({binding.spec.schema_}){hint}"
+    return f"column {name!r} is not in the contract of {what}{hint}"
 
 
 def _label_columns(doc: YamlDocument, spec: PipelineSpec, columns: dict[str, set[str] | None]) -> list[SpecProblem]:
@@ -128,7 +132,24 @@ def _label_columns(doc: YamlDocument, spec: PipelineSpec, columns: dict[str, set
                                      "joined to their outcomes and scored by this key)")
                          for i, k in enumerate(spec.train.key) if k not in known]
             break  # the key comes from the first feature source: the others may be joined differently
+        else:
+            problems += _shared_key_columns(doc, spec)
     return problems
+
+
+def _shared_key_columns(doc: YamlDocument, spec: PipelineSpec) -> list[SpecProblem]:
+    """Every feature input shared (`reads:`): `train.key` against the first one's contract, its owner's."""
+    from operators.spec.ownership import shared_reads
+
+    for read in shared_reads(doc.path).values():
+        known = _lint_contract(read.owner.schema)[0] if read.owner.schema else None
+        if known is None:
+            continue  # the owner's own lint reports an unreadable contract
+        what = f"shared dataset {read.claim.name!r} ({read.owner.schema}, owned by pipeline {read.owner.pipeline!r})"
+        return [doc.problem(("train", "key", i), _missing_column(k, known, what) + " (the job's rows are joined to "
+                            "their outcomes and scored by this key)") for i, k in enumerate(spec.train.key)
+                if k not in known]
+    return []
 
 
 # ---- schema contracts ----

@@ -48,6 +48,7 @@ class Claim:
     column: int = 1
     # a `raw` write: the spec's DAGs that publish its validated partitions (none: never validated)
     dags: tuple[str, ...] = ()
+    schema: str | None = None  # a `raw` write: the source's contract (lint checks a reader's key against it)
     # a shared read (`reads.<entry>`): the pipeline it names as the dataset's owner
     entry: str | None = None
     from_pipeline: str | None = None
@@ -147,10 +148,11 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
     add("pipeline", pipeline, pipeline_node)
     if stages & {"ingest", "validate"}:
         publishing = tuple(dag for dag, its in per_dag.items() if "validate" in its)
-        for name, node, validated in _raw_datasets(top, pipeline):
+        for name, node, source in _raw_datasets(top, pipeline):
             mark = (node or pipeline_node).start_mark
             out.append(Claim("raw", name, "writes", path, mark.line + 1, pipeline, mark.column + 1,
-                             dags=publishing if validated else ()))
+                             dags=publishing if _given(source.get("validate")) else (),
+                             schema=_scalar(source.get("schema"))))
     if stages & {"features", "train", "score"}:
         features = _mapping(top.get("features")).get("dataset")
         add("features", _scalar(features) or f"{pipeline}_features", features,
@@ -253,20 +255,21 @@ def _custom_claims(top: dict[str, yaml.Node], path: Path, pipeline: str, stages:
     return tuple(out)
 
 
-def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, yaml.Node | None, bool]]:
+def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, yaml.Node | None, dict]]:
     """The datasets ingest and validate write: `source.dataset` (default: the pipeline name), or
-    one per entry of `sources:` (its `dataset`, default: the entry's name); and whether the source
-    is validated (only then is a `validated/` partition published)."""
+    one per entry of `sources:` (its `dataset`, default: the entry's name); each with its source's
+    keys (`validate`: only then is a `validated/` partition published; `schema`: its contract)."""
     sources = top.get("sources")
     if isinstance(sources, yaml.MappingNode):
         out = []
         for key_node, value_node in sources.value:
             source = _mapping(value_node)
             dataset = source.get("dataset")
-            out.append((_scalar(dataset) or _scalar(key_node), dataset or key_node, _given(source.get("validate"))))
+            out.append((_scalar(dataset) or _scalar(key_node), dataset or key_node, source))
         return out
-    dataset = _mapping(top.get("source")).get("dataset")
-    return [(_scalar(dataset) or pipeline, dataset, _given(top.get("validate")))]
+    source = _mapping(top.get("source"))
+    dataset = source.get("dataset")
+    return [(_scalar(dataset) or pipeline, dataset, {**source, "validate": top.get("validate")})]
 
 
 def _dag_stages(dags: yaml.Node | None) -> dict[str, set[str]]:

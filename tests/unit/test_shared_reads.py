@@ -171,3 +171,14 @@ def test_lint_checks_the_job_signature_against_the_shared_inputs_too(tmp_path):
     messages = [p.message for p in lint_spec(spend).problems]
     assert any("it is called with the sources ['activities'] and 'ds' as keyword arguments" in m for m in messages)
     assert lint_spec(folder(tmp_path)).problems == ()
+
+
+def test_lint_checks_train_key_against_the_owners_contract_when_every_feature_input_is_shared(tmp_path):
+    spend = folder(tmp_path, lambda b: b["train"].update(key=["customer_idd"]))
+    assert shared_reads(spend)["activity"].owner.schema == "include/schemas/customer_activity.yaml"
+    problems = [p for p in lint_spec(spend).problems if p.key == "train.key.0"]
+    assert [p.message for p in problems] == [
+        "column 'customer_idd' is not in the contract of shared dataset 'customer_activity' "
+        "(include/schemas/customer_activity.yaml, owned by pipeline 'churn'); did you mean 'customer_id'? (the job's "
+        "rows are joined to their outcomes and scored by this key)"]
+    assert problems[0].line == line_of(spend, "- customer_idd")
