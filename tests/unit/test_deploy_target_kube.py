@@ -116,3 +116,20 @@ def test_a_rollout_whose_pods_answer_wrongly_fails_the_smoke_test(kube):
 
 def test_a_release_names_its_objects_after_the_pipeline():
     assert Release("churn_eu", "churn", "3", "uri").default_name == "skylift-churn-eu"
+
+
+
+def test_a_deployment_changed_by_someone_else_meanwhile_is_not_overwritten(kube):
+    from include.deploy import kube as deploy_kube
+    from include.deploy.manifests import render
+
+    first = target("1", autoscaling=None, replicas=1)
+    first.roll_out(sample())
+    second = target("2", autoscaling=None, replicas=1)
+    before = deploy_kube.snapshot(second.clients, "ml", NAME)
+    # another deploy replaces the Deployment between this one's read and its write
+    other = render(target("9", autoscaling=None, replicas=1).spec, target("9").release)
+    second.clients.apps.replace_namespaced_deployment(NAME, "ml", other.deployment)
+    with pytest.raises(RolloutFailed, match=r"deployment ml/skylift-t was changed by someone else during this deploy"):
+        deploy_kube.apply(second.clients, render(second.spec, second.release), before)
+    assert objects(kube)["deployments"]["spec"]["template"]["metadata"]["annotations"][VERSION_ANNOTATION] == "9"
