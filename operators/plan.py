@@ -225,8 +225,20 @@ class _Planner:
     def _DeployModelOperator(self, task: Any):  # noqa: N802
         gate = {k: v for k, v in task.gate.items() if v is not None}
         force = " (force_deploy: promoted whatever the gate says)" if self.params.get("force_deploy") else ""
+        writes = [f"{task.model_name}@champion if the challenger passes the gate{force}"]
+        serving = getattr(task, "serving", None)
+        if serving is not None and serving.target == "kubernetes":
+            from include.deploy.manifests import Release, object_name
+
+            k8s = serving.kubernetes
+            name = object_name(k8s, Release(task.pipeline, task.model_name, "", ""))
+            writes.append(f"Deployment, Service{' and HPA' if k8s.autoscaling else ''} {k8s.namespace}/{name} serving "
+                          "the champion, smoke-tested through the Service (put back with the alias if that fails)")
+        elif serving is not None and serving.target == "local":
+            writes.append(f"nothing more: checks that {serving.local_target.url} serves the champion like batch "
+                          "scoring (the alias moves back if not)")
         return ([f"the version task {task.register_task_id} registers, and {task.model_name}@champion"],
-                [f"{task.model_name}@champion if the challenger passes the gate{force}"], [f"gate {gate}"])
+                writes, [f"gate {gate}"])
 
     def _BatchScoreOperator(self, task: Any):  # noqa: N802
         return ([self._present("features", task.features_dataset, self.ds), f"model {task.model_name}@champion"],

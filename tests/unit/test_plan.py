@@ -69,3 +69,14 @@ def test_a_date_before_start_date_or_an_unknown_param_is_refused(project):
         plan_run(project, "parcels", date(2026, 2, 1), None, None)
     with pytest.raises(SpecError, match=r"--conf has \['depth'\], not parameters of parcels_retrain"):
         plan_run(project, "parcels", DAY, "retrain", {"depth": 5})
+
+
+def test_the_plan_names_the_deploy_targets_objects(project):
+    spec = project.root / "dags" / "pipelines" / "parcels.yaml"
+    gate = "  gate: {metric: auc, min: 0.5, beat_champion: false}\n"
+    spec.write_text(spec.read_text().replace(gate, gate + "  target: kubernetes\n  kubernetes: {image: 'serve@sha256:"
+                                             + "b" * 64 + "', namespace: serving, autoscaling: null}\n"))
+    plan = plan_run(project, "parcels", DAY, "retrain", None)
+    deploy = next(t for t in plan.tasks if t.task_id == "deploy")
+    assert deploy.writes[-1] == ("Deployment, Service serving/skylift-parcels serving the champion, smoke-tested "
+                                 "through the Service (put back with the alias if that fails)")
