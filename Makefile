@@ -24,12 +24,9 @@ test: $(STAMP)
 	bash tests/tools/ensure_chromium.sh
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
+# Every benchmark in turn (not part of `make test`), writing benchmarks/RESULTS.md; BENCH_ARGS=--quick for development.
 bench: $(STAMP)
-	$(PY) -m benchmarks.bench_parse
-	$(PY) -m benchmarks.bench_ingest
-	$(PY) -m benchmarks.bench_lake
-	$(PY) -m benchmarks.bench_scoring
-	$(PY) -m benchmarks.bench_serving
+	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -98,6 +98,8 @@ class Comparison:
                          f"{rate} | {row.seconds / base:.2f}x |")
         n = len(self.rows[0].samples) if self.rows else 0
         lines += ["", f"Medians of {n} interleaved repetitions, each a fresh process."]
+        if n < REPEAT:
+            lines[-1] += f" Fewer than {REPEAT}: for time and memory at this size, not a ratio to quote."
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -238,7 +240,7 @@ def emit(comparisons: Sequence[Comparison]) -> None:
 
 def load_comparisons(folder: Path) -> dict[str, Comparison]:
     found = {}
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime):  # in the order they ran
         body = json.loads(path.read_text())
         body["rows"] = [Row(**row) for row in body["rows"]]
         found[body["key"]] = Comparison(**body)
@@ -247,3 +249,26 @@ def load_comparisons(folder: Path) -> dict[str, Comparison]:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# ---- in-process timing, for the benchmarks not run by `make bench` (bench_lake) -----------------
+def best_of(func: Callable[[], object], repeat: int = 3) -> float:
+    """Median wall time of `repeat` runs in this process (after one warm-up run), in seconds."""
+    func()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def table(title: str, rows: list[tuple[str, float, float | None]], baseline: str) -> str:
+    """Rows of (name, seconds, rows per second or None); speeds against the baseline row."""
+    base = next(seconds for name, seconds, _ in rows if name == baseline)
+    lines = [f"### {title}", "", "| variant | seconds | rows/s | speed vs baseline |", "|---|---:|---:|---:|"]
+    for name, seconds, rate in rows:
+        marker = " (baseline)" if name == baseline else ""
+        rate_text = f"{rate:,.0f}" if rate else "-"
+        lines.append(f"| {name}{marker} | {seconds:.3f} | {rate_text} | {base / seconds:.2f}x |")
+    return "\n".join(lines)
