@@ -2,11 +2,13 @@
 
 A threaded HTTP server on 127.0.0.1 that answers the REST calls the `kubernetes` client and
 `kubernetes_asyncio` make for pods (create, read, status, patch, delete, list by labels, logs with
-`follow`), events (list and watch by `involvedObject.name`), nodes, and apps/v1 deployments, v1
-services and autoscaling/v2 horizontal pod autoscalers. It schedules pods onto a given node
-inventory (resources incl. `nvidia.com/gpu`, node selector and required node affinity, taints)
-and runs a bound pod's container command as a local process. Product code reaches it through an
-ordinary kubeconfig, as it would a cluster:
+`follow`), events (list and watch by `involvedObject.name`), nodes, apps/v1 deployments, v1
+services, autoscaling/v2 horizontal pod autoscalers, and the API server's proxy to a Service. It
+schedules pods onto a given node inventory (resources incl. `nvidia.com/gpu`, node selector and
+required node affinity, taints) and runs a bound pod's container command as a local process on a
+loopback address of its own, with HTTP readiness probes (kubelet.py). Deployments roll out pods
+of their template (controllers.py); a Service's proxy forwards to its ready pods (proxy.py).
+Product code reaches it through an ordinary kubeconfig, as it would a cluster:
 
     with KubeDouble([Node("gpu-a", gpu=1, labels={...})], secrets={...}) as kube:
         monkeypatch.setenv(*kube.connection_env(tmp_path))
