@@ -92,15 +92,17 @@ class DropSensor(BaseSensorOperator):
 class SharedPartitionSensor(BaseSensorOperator):
     """Waits until the pipeline that owns a shared dataset (a spec's `reads:`) has published the
     day's validated partition: its manifest exists, names the owner as writer and is not being
-    rebuilt. Reschedule mode: between looks the task gives its worker slot back. A time-out
-    names the partition, the owning pipeline and its DAG, and why it is not there yet.
+    rebuilt. Reschedule mode: between looks the task gives its worker slot back; `deferrable`:
+    it waits in the triggerer instead (`SharedPartitionTrigger`). A time-out names the partition,
+    the owning pipeline and its DAG, and why it is not there yet.
     """
 
     ui_color = "#f0f0f0"
 
     def __init__(self, *, pipeline: str, shared: SharedPartition, pipeline_start: str | None = None,
-                 mode: str = "reschedule", **kwargs: Any) -> None:
-        super().__init__(mode=mode, **kwargs)
+                 mode: str = "reschedule", deferrable: bool = False, **kwargs: Any) -> None:
+        super().__init__(mode="poke" if deferrable else mode, **kwargs)
+        self.deferrable = deferrable
         self.pipeline = pipeline  # the reading pipeline
         self.pipeline_start = pipeline_start  # the spec's start_date (see operators.base.partition_date)
         self.shared = shared
@@ -122,10 +124,39 @@ class SharedPartitionSensor(BaseSensorOperator):
         return state.ready
 
     def execute(self, context: Any) -> Any:
+        if self.deferrable:
+            return self._defer_unless_ready(context)
         try:
             return super().execute(context)
         except AirflowSensorTimeout as exc:
             raise AirflowSensorTimeout(self.timeout_message(partition_date(context))) from exc
+
+    def _defer_unless_ready(self, context: Any) -> None:
+        if self.poke(context):
+            return
+        from operators.triggers import SharedPartitionTrigger
+
+        settings = Settings.resolve()
+        shared = self.shared
+        self.defer(
+            trigger=SharedPartitionTrigger(lake_root=settings.lake_root, conn_id=settings.lake_conn_id,
+                                           owner=shared.owner, dataset=shared.dataset, ds=partition_date(context),
+                                           owner_dags=list(shared.owner_dags), owner_spec=shared.owner_spec,
+                                           poke_interval=self.poke_interval, timeout=self.timeout),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + self.poke_interval),
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> None:
+        ds = partition_date(context)
+        if event.get("status") == "found":
+            self.log.info("%s", event.get("reason"))
+            return
+        if event.get("status") == "timeout":
+            self._last_reason = event.get("reason")
+            raise AirflowSensorTimeout(self.timeout_message(ds))
+        raise AirflowException(f"waiting for {self.shared.partition(ds)} of pipeline {self.shared.owner!r} failed: "
+                               f"{event.get('message')}")
 
     def timeout_message(self, ds: str) -> str:
         waited = f"{self.timeout / 60:.0f} min" if self.timeout >= 60 else f"{self.timeout:.0f}s"

@@ -67,3 +67,60 @@ class DropTrigger(BaseTrigger):
 
     async def _pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class SharedPartitionTrigger(BaseTrigger):
+    """Fires once the owner of a shared dataset has published the day's partition whole (see
+    include/shared_partitions.py), or when the timeout passes. Never raises: a failure (a partition
+    another pipeline wrote, an unreachable lake) becomes an `error` event. Yields exactly one event.
+    """
+
+    def __init__(self, lake_root: str, conn_id: str, owner: str, dataset: str, ds: str,
+                 owner_dags: list[str] | tuple[str, ...] = (), owner_spec: str | None = None,
+                 poke_interval: float = 300.0, timeout: float = 3600.0, started: float | None = None) -> None:
+        super().__init__()
+        self.lake_root = lake_root
+        self.conn_id = conn_id
+        self.owner = owner
+        self.dataset = dataset
+        self.ds = ds
+        self.owner_dags = list(owner_dags)  # kwargs must serialize as plain data
+        self.owner_spec = owner_spec
+        self.poke_interval = poke_interval
+        self.timeout = timeout
+        self.started = started if started is not None else time.time()
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return ("operators.triggers.SharedPartitionTrigger", {
+            "lake_root": self.lake_root, "conn_id": self.conn_id, "owner": self.owner, "dataset": self.dataset,
+            "ds": self.ds, "owner_dags": self.owner_dags, "owner_spec": self.owner_spec,
+            "poke_interval": self.poke_interval, "timeout": self.timeout, "started": self.started,
+        })
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            event = await self._wait()
+        except Exception as exc:  # reported as an event: a trigger must not die silently
+            event = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+        yield TriggerEvent(event)
+
+    async def _wait(self) -> dict[str, Any]:
+        from include.shared_partitions import SharedPartition, shared_partition_state
+        from operators.hooks.lake import LakeHook
+
+        shared = SharedPartition(owner=self.owner, dataset=self.dataset, owner_dags=tuple(self.owner_dags),
+                                 owner_spec=self.owner_spec)
+        lake = await asyncio.to_thread(LakeHook(root=self.lake_root, conn_id=self.conn_id).get_lake)
+        while True:
+            state = await asyncio.to_thread(shared_partition_state, lake, shared, self.ds)
+            if state.ready:
+                return {"status": "found", "reason": state.reason}
+            if self._now() - self.started >= self.timeout:
+                return {"status": "timeout", "reason": state.reason}
+            await self._pause(self.poke_interval)
+
+    def _now(self) -> float:
+        return time.time()
+
+    async def _pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

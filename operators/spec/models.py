@@ -123,6 +123,8 @@ class SharedWaitSpec(Strict):
         "how long to wait for the owning pipeline to publish the day's validated partition"))
     poke_seconds: int = Field(300, ge=5, le=3600, description=(
         "how often to look (the task gives its worker slot back between looks: reschedule mode)"))
+    deferrable: bool = Field(False, description=(
+        "wait in Airflow's triggerer instead of rescheduling (needs a running triggerer)"))
 
 
 class SharedReadSpec(Strict):

@@ -93,7 +93,8 @@ def build_shared_wait(spec: PipelineSpec, name: str, shared: SharedPartition) ->
 
     wait = spec.reads[name].wait
     return SharedPartitionSensor(task_id=f"wait_for_{name}", shared=shared, pipeline=spec.pipeline,
-                                 poke_interval=wait.poke_seconds, timeout=wait.timeout_minutes * 60)
+                                 poke_interval=wait.poke_seconds, timeout=wait.timeout_minutes * 60,
+                                 deferrable=wait.deferrable)
 
 
 def _build_validate(request: BuildRequest, binding: SourceBinding) -> BaseOperator:

@@ -12,6 +12,7 @@ from include.shared_partitions import SharedPartition, shared_partition_state
 from operators.base import SkyliftOperator, date_window
 from operators.features import FeaturesOperator
 from operators.sensors import SharedPartitionSensor
+from operators.triggers import SharedPartitionTrigger
 
 DS = "2026-11-20"
 ACTIVITY = SharedPartition(owner="churn", dataset="customer_activity", owner_dags=("churn_nightly",),
@@ -183,3 +184,78 @@ def test_wait_null_builds_no_sensor_and_the_features_task_names_the_owner_itself
     (sensor_task,) = shared_waits(load_spec(tmp_path / "spend.yaml"), ["features"], tmp_path / "spend.yaml").values()
     assert (sensor_task.task_id, sensor_task.timeout, sensor_task.poke_interval) == ("wait_for_activity", 180 * 60, 300)
     assert sensor_task.shared.owner_dags == ("churn_nightly",)
+
+
+# ---- deferrable: the same wait in the triggerer ----
+
+class ScriptedTrigger(SharedPartitionTrigger):
+    """The trigger on a fake clock: each pause advances it and lets the owner take its next step."""
+
+    def __init__(self, *args, steps, **kwargs) -> None:
+        super().__init__(*args, started=0.0, **kwargs)
+        self.clock, self.steps, self.looks = 0.0, list(steps), []
+
+    def _now(self) -> float:
+        self.looks.append(self.clock)
+        return self.clock
+
+    async def _pause(self, seconds: float) -> None:
+        self.clock += seconds
+        if self.steps:
+            self.steps.pop(0)()
+
+
+def events(trigger: SharedPartitionTrigger) -> list[dict]:
+    import asyncio
+
+    async def collect():
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def trigger_for(skylift_env, steps, timeout: float = 3600) -> ScriptedTrigger:
+    return ScriptedTrigger(lake_root=f"file://{skylift_env}/lake", conn_id="unused", owner="churn",
+                           dataset="customer_activity", ds=DS, owner_dags=["churn_nightly"], poke_interval=300,
+                           timeout=timeout, steps=steps)
+
+
+def test_the_trigger_fires_on_the_first_look_after_the_owner_publishes(skylift_env):
+    trigger = trigger_for(skylift_env, [lambda: None, lambda: publish(owner(), "validated", DS, [1, 2])])
+    assert events(trigger) == [{"status": "found", "reason": f"validated/customer_activity/ds={DS} published by "
+                                                             f"pipeline 'churn' (run run-{DS}, 2 rows)"}]
+    assert trigger.looks == [0, 300]  # the third look saw it: ready before the clock was read again
+
+
+def test_the_trigger_times_out_with_the_reason_and_reports_a_foreign_writer_as_an_error(skylift_env):
+    assert events(trigger_for(skylift_env, [], timeout=500)) == [{"status": "timeout", "reason": (
+        f"validated/customer_activity/ds={DS} is not published yet by pipeline 'churn' (DAG churn_nightly)")}]
+    publish(owner("billing"), "validated", DS, [1])
+    (event,) = events(trigger_for(skylift_env, []))
+    assert event["status"] == "error" and "was written by pipeline 'billing'" in event["message"]
+
+
+def test_the_trigger_serializes_to_what_rebuilds_it(skylift_env):
+    trigger = SharedPartitionTrigger(lake_root="s3://lake", conn_id="skylift_s3", owner="churn",
+                                     dataset="customer_activity", ds=DS, owner_dags=("churn_nightly",), started=1.0)
+    path, kwargs = trigger.serialize()
+    assert path == "operators.triggers.SharedPartitionTrigger"
+    assert SharedPartitionTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_a_deferrable_sensor_defers_only_while_the_partition_is_missing(skylift_env):
+    from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+    waiting = sensor(deferrable=True, timeout=600)
+    assert waiting.mode == "poke"
+    with pytest.raises(TaskDeferred) as deferred:
+        waiting.execute(context(waiting))
+    assert deferred.value.trigger.serialize()[1]["ds"] == DS
+    with pytest.raises(AirflowSensorTimeout, match=r"^gave up after 10 min: validated/customer_activity/ds="
+                                                   rf"{DS} is not published yet .* run or fix churn_nightly for"):
+        waiting.execute_complete(context(waiting), {"status": "timeout", "reason": (
+            f"validated/customer_activity/ds={DS} is not published yet by pipeline 'churn'")})
+    with pytest.raises(AirflowException, match="of pipeline 'churn' failed: LakeError: x"):
+        waiting.execute_complete(context(waiting), {"status": "error", "message": "LakeError: x"})
+    publish(owner(), "validated", DS, [1])
+    assert waiting.execute(context(waiting)) is None  # there already: no deferral
