@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     info = {**machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "load_start": load_average()}
-    command = "make bench" + (" (quick)" if args.quick else "")
+    command = " ".join(["make bench", *([f"BENCH_ARGS='{' '.join(sys.argv[1:])}'"] if sys.argv[1:] else [])])
     runs: list[Run] = []
     seen: set[tuple[str, ...]] = set()
     with tempfile.TemporaryDirectory(prefix="skylift-bench-results-") as results:
