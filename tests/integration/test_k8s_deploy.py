@@ -78,7 +78,9 @@ def serving(**overrides):
 
     kubernetes = {"image": "skylift-serving@sha256:" + "7" * 64, "namespace": NAMESPACE, "replicas": 1,
                   "autoscaling": {"min_replicas": 1, "max_replicas": 3, "target_cpu_percent": 60},
-                  "readiness": {"period_seconds": 1}, "rollout_timeout": 60, **overrides}
+                  # a loaded test machine may take longer than the default 30 s to import and load the model
+                  "readiness": {"period_seconds": 1}, "liveness": {"initial_delay_seconds": 120},
+                  "rollout_timeout": 60, **overrides}
     return DeploySpec.model_validate({"gate": {"metric": "auc"}, "target": "kubernetes", "kubernetes": kubernetes})
 
 

@@ -89,6 +89,8 @@ class PodRecord:
     lines: list[tuple[datetime, bytes]] = field(default_factory=list)
     finished: bool = False
     deleted: bool = False
+    restarts: int = 0
+    killing: bool = False  # the kubelet is stopping the container to start it again (liveness)
 
 
 class Cluster:
@@ -298,16 +300,30 @@ class Cluster:
         ready = not container.get("readinessProbe")  # with a probe, ready once it first passes
         pod["status"].update(phase="Running", startTime=started, containerStatuses=[_status(
             container, {"running": {"startedAt": started}}, ready=ready, started=True,
-            image_id=image if "@sha256:" in image else "")])
+            image_id=image if "@sha256:" in image else "", restarts=record.restarts)])
+        pod["status"]["conditions"] = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
         pod["status"]["conditions"] += [{"type": "Initialized", "status": "True", "lastTransitionTime": started}]
         pod["status"]["conditions"] += [{"type": t, "status": str(ready), "lastTransitionTime": started}
                                         for t in ("ContainersReady", "Ready")]
         self.record_event(pod, "Started", f"Started container {container['name']}")
-        threading.Thread(target=self._follow, args=(record,), daemon=True).start()
         process = record.process
+        threading.Thread(target=self._follow, args=(record, process), daemon=True).start()
         Prober(pod["status"]["podIP"], container, alive=lambda: process.poll() is None and not record.deleted,
                set_ready=lambda value: self._set_ready(record, value),
-               warn=lambda reason, message: self.record_event(pod, reason, message, kind="Warning")).start()
+               warn=lambda reason, message: self.record_event(pod, reason, message, kind="Warning"),
+               restart=lambda: self._restart(record, process)).start()
+
+    def _restart(self, record: PodRecord, process: subprocess.Popen) -> None:
+        """A failed liveness probe: stop the container; `_follow` then has the loop start it again."""
+        with self.changed:
+            if record.deleted or record.process is not process or record.killing:
+                return
+            record.killing = True
+            name = _container(record.manifest)["name"]
+            self.record_event(record.manifest, "Killing", f"Container {name} failed liveness probe, will be "
+                                                          "restarted")
+        grace = (record.manifest.get("spec") or {}).get("terminationGracePeriodSeconds")
+        threading.Thread(target=_terminate, args=(process, min(grace or 30, 10)), daemon=True).start()
 
     def _set_ready(self, record: PodRecord, ready: bool) -> None:
         with self.changed:
@@ -321,15 +337,19 @@ class Cluster:
             record.manifest["metadata"]["resourceVersion"] = self._version()
             self.changed.notify_all()
 
-    def _follow(self, record: PodRecord) -> None:
-        """Collect the process output as the pod log, then record how it ended."""
-        assert record.process is not None and record.process.stdout is not None
-        for line in record.process.stdout:
+    def _follow(self, record: PodRecord, process: subprocess.Popen) -> None:
+        """Collect the process output as the pod log, then record how it ended (or have it restarted)."""
+        assert process.stdout is not None
+        for line in process.stdout:
             with self.changed:
                 record.lines.append((datetime.now(UTC), line))
                 self.changed.notify_all()
-        code = record.process.wait()
+        code = process.wait()
         with self.changed:
+            if record.killing and not record.deleted:  # the scheduler loop starts the container again
+                record.killing, record.process = False, None
+                record.restarts += 1
+                return
             pod = record.manifest
             container = _container(pod)
             started = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
@@ -442,9 +462,9 @@ def _container(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def _status(container: dict[str, Any], state: dict[str, Any], ready: bool = False, started: bool = False,
-            image_id: str = "") -> dict[str, Any]:
+            image_id: str = "", restarts: int = 0) -> dict[str, Any]:
     return {"name": container["name"], "image": container.get("image") or "", "imageID": image_id,
-            "ready": ready, "started": started, "restartCount": 0, "state": state}
+            "ready": ready, "started": started, "restartCount": restarts, "state": state}
 
 
 def _field(obj: dict[str, Any], path: str) -> str | None:

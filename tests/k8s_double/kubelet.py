@@ -5,8 +5,8 @@ Pods share this machine's network, so each gets its own loopback address (127.0.
 the host on Linux) as its pod IP: two replicas of one Deployment can listen on the same port
 when they bind their pod IP, which the downward API (`fieldRef: status.podIP`) tells them.
 A probe is an HTTP GET against the pod IP; a readiness probe's verdict is the pod's `Ready`
-condition. A failing liveness probe is reported as an `Unhealthy` event (the double does not
-restart containers).
+condition; a liveness probe failing `failureThreshold` times in a row has the container killed
+and started again (`restartCount`, a `Killing` event).
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ class Prober:
     """Runs a container's readiness and liveness probes until `alive()` turns false."""
 
     def __init__(self, pod_ip: str, container: dict[str, Any], alive: Callable[[], bool],
-                 set_ready: Callable[[bool], None], warn: Callable[[str, str], None]) -> None:
+                 set_ready: Callable[[bool], None], warn: Callable[[str, str], None],
+                 restart: Callable[[], None]) -> None:
         self.pod_ip, self.container, self.alive = pod_ip, container, alive
-        self.set_ready, self.warn = set_ready, warn
+        self.set_ready, self.warn, self.restart = set_ready, warn, restart
 
     def start(self) -> None:
         for kind in ("readiness", "liveness"):
@@ -113,5 +114,8 @@ class Prober:
                 if kind == "readiness" and ready and failures >= threshold:
                     ready = False
                     self.set_ready(False)
+                if kind == "liveness" and failures >= threshold:
+                    self.restart()  # this container's probes end with it; the next one gets its own
+                    return
             # until the first success the kubelet probes each period; so does the double, a little faster
             time.sleep(period if ready or kind == "liveness" else min(period, 0.5))

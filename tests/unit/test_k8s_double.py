@@ -208,3 +208,22 @@ def test_env_references_expand_as_the_kubelet_expands_them():
            "status": {"podIP": "127.1.0.9"}}
     assert [field_value(pod, f) for f in ("status.podIP", "metadata.name", "metadata.labels['a']")] == [
         "127.1.0.9", "p", "b"]
+
+
+def test_a_container_failing_its_liveness_probe_is_restarted_in_its_pod(api):
+    from kubernetes.client import models as k8s
+
+    double, core, _ = api
+    probe = k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path="/", port=9), period_seconds=1, failure_threshold=2)
+    container = k8s.V1Container(name="s", image="serve:1", command=["python", "-c", SERVER, "$(POD_IP)", "8080"],
+                                liveness_probe=probe, env=[
+                                    k8s.V1EnvVar(name="ANSWER", value="x"),
+                                    k8s.V1EnvVar(name="POD_IP", value_from=k8s.V1EnvVarSource(
+                                        field_ref=k8s.V1ObjectFieldSelector(field_path="status.podIP")))])
+    core.create_namespaced_pod("ml", k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="flaky"),
+                                               spec=k8s.V1PodSpec(containers=[container])))
+    _until(lambda: core.read_namespaced_pod("flaky", "ml").status.container_statuses[0].restart_count >= 1)
+    pod = core.read_namespaced_pod("flaky", "ml")
+    assert pod.status.phase == "Running" and pod.status.container_statuses[0].state.running is not None
+    reasons = [e.reason for e in core.list_namespaced_event("ml", field_selector="involvedObject.name=flaky").items]
+    assert reasons.count("Killing") >= 1 and reasons.count("Started") >= 2 and "Unhealthy" in reasons
