@@ -35,9 +35,12 @@ def build_target(deploy: DeploySpec, *, pipeline: str, model_name: str, version:
     spec = deploy.kubernetes
     release = Release(pipeline=pipeline, model_name=model_name, version=version,
                       tracking_uri=spec.tracking_uri or tracking_uri)
+    from kubernetes.client import AutoscalingV2Api
+
     hook = KubernetesHook(conn_id=spec.connection_id)
-    api_client = hook.api_client
-    return KubernetesTarget(spec, release, KubeClients.from_api_client(api_client), api_client)
+    clients = KubeClients(apps=hook.apps_v1_client, core=hook.core_v1_client,
+                          autoscaling=AutoscalingV2Api(hook.api_client))  # the hook has no autoscaling client
+    return KubernetesTarget(spec, release, clients, hook.api_client)
 
 
 def smoke_sample(model_name: str, version: str, rows: Any) -> SmokeSample:
