@@ -27,13 +27,6 @@ class KubeClients:
     core: Any  # CoreV1Api
     autoscaling: Any  # AutoscalingV2Api
 
-    @classmethod
-    def from_api_client(cls, api_client: Any) -> KubeClients:
-        from kubernetes import client
-
-        return cls(apps=client.AppsV1Api(api_client), core=client.CoreV1Api(api_client),
-                   autoscaling=client.AutoscalingV2Api(api_client))
-
 
 @dataclass(frozen=True)
 class Before:
