@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from include.serving.app import create_app
 from include.serving.follower import ChampionFollower, ServingConfig
@@ -14,18 +15,23 @@ def run(config: ServingConfig, host: str, port: int,
         on_ready: Callable[[ServedModel | None, str | None], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn then lets requests in flight finish before it exits.
 
-    `on_ready(model, problem)` is called once the first champion check is done (model None and
-    the reason when there is no champion yet; the app answers 503 until one appears).
+    `on_ready(model, problem)` is called once the port accepts requests, after the first champion
+    check (model None and the reason when there is no champion yet; the app answers 503 until one
+    appears): what it prints can be tried at once.
     """
     import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and on_ready is not None:  # not started: the port could not be bound
+                on_ready(follower.current, follower.problem)
 
     follower = ChampionFollower(config, ServingMetrics())
     follower.start()  # before the port opens, so a ready port serves a model (the app's start is then a no-op)
     try:
-        if on_ready is not None:
-            on_ready(follower.current, follower.problem)
-        server = uvicorn.Server(uvicorn.Config(create_app(config, follower), host=host, port=port,
-                                               log_level="info", access_log=False, lifespan="on"))
+        server = AnnouncingServer(uvicorn.Config(create_app(config, follower), host=host, port=port,
+                                                 log_level="info", access_log=False, lifespan="on"))
         server.run()
     finally:
         follower.stop()
