@@ -59,6 +59,11 @@ def check_answers(endpoint: Endpoint, version: str, rows: Any, expected: np.ndar
         raise RolloutFailed(f"{endpoint.where}/invocations did not answer: {exc}") from exc
     if answer.status != 200:
         raise RolloutFailed(f"{endpoint.where}/invocations answered {answer.status}: {answer.text()}")
+    from include.serving.app import VERSION_HEADER
+
+    answered_by = answer.headers.get(VERSION_HEADER.lower())
+    if answered_by is not None and answered_by != version:
+        raise RolloutFailed(f"{endpoint.where}/invocations was answered by version {answered_by}, not {version}")
     try:
         got = np.asarray(answer.json()["predictions"], dtype="float64").reshape(-1)
     except (ValueError, KeyError, TypeError) as exc:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RESTORE_WAIT_SECONDS = 120.0
+ENDPOINTS_SETTLE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ class KubernetesTarget:
                  stored.metadata.generation, self.release.model_name, self.release.version)
         deployment = kube.wait_for_rollout(self.clients, namespace, name, self.spec.rollout_timeout + 30)
         revision = (deployment.metadata.annotations or {}).get(kube.DEPLOYMENT_REVISION, revision)
+        # a cluster's endpoints may name terminating old pods for a moment after the rollout
+        smoke.wait_for_version(self.endpoint, self.release.version, ENDPOINTS_SETTLE_SECONDS)
         checked = smoke.check_answers(self.endpoint, self.release.version, sample.rows, sample.expected)
         return (f"deployment {namespace}/{name} (revision {revision}, {deployment.status.ready_replicas} ready) "
                 f"serves version {self.release.version}; {checked} smoke-test rows through {self.endpoint.where} "

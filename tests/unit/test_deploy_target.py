@@ -178,8 +178,8 @@ def test_a_rollout_past_its_progress_deadline_fails_at_once():
 class FakeServing:
     """A stand-in serving process: it says which version it serves and scores every row with `score`."""
 
-    def __init__(self, version: str, score=lambda row: row[0] / 10):
-        self.version, self.score = version, score
+    def __init__(self, version: str, score=lambda row: row[0] / 10, answered_by: str | None = None):
+        self.version, self.score, self.answered_by = version, score, answered_by
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -189,6 +189,8 @@ class FakeServing:
             def _send(self, code, body):
                 data = json.dumps(body).encode()
                 self.send_response(code)
+                if owner.answered_by:  # the serving app names the version that scored
+                    self.send_header("X-Skylift-Model-Version", owner.answered_by)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -255,6 +257,14 @@ def test_the_local_target_fails_on_another_version_or_other_answers(fake, versio
     with pytest.raises(RolloutFailed) as failed:
         target.roll_out(sample)
     assert message in str(failed.value)
+
+
+def test_answers_scored_by_another_version_fail_the_smoke_test(fake):
+    """/version of one replica said 7, but another one (an old pod still behind the Service) scored."""
+    target, sample = _local(fake("7", answered_by="6").url)
+    with pytest.raises(RolloutFailed) as failed:
+        target.roll_out(sample)
+    assert "/invocations was answered by version 6, not 7" in str(failed.value)
 
 
 def test_the_local_target_names_the_url_when_nothing_listens():
