@@ -73,7 +73,8 @@ def test_a_date_before_start_date_or_an_unknown_param_is_refused(project):
 
 def test_the_plan_names_the_deploy_targets_objects(project):
     spec = project.root / "dags" / "pipelines" / "parcels.yaml"
-    gate = "  gate: {metric: auc, min: 0.5, beat_champion: false}\n"
+    gate = "  gate: {metric: auc, min: 0.5, beat_champion: false, min_holdout_rows: 10}\n"
+    assert gate in spec.read_text()
     spec.write_text(spec.read_text().replace(gate, gate + "  target: kubernetes\n  kubernetes: {image: 'serve@sha256:"
                                              + "b" * 64 + "', namespace: serving, autoscaling: null}\n"))
     plan = plan_run(project, "parcels", DAY, "retrain", None)
