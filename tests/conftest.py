@@ -39,6 +39,7 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
 # starts once, and every other module runs whole on whichever worker is free.
 STACK_MODULES = frozenset({
     "tests/browser/test_ui.py",
+    "tests/integration/test_approval_stack.py",
     "tests/integration/test_production_stack.py",
     "tests/integration/test_s3_lake.py",
     "tests/reliability/test_faults_on_stack.py",

@@ -29,6 +29,7 @@ BIN = Path(sys.executable).parent
 S3_KEY, S3_SECRET = "skylift-test-key", "skylift-test-secret"
 BUCKETS = ("skylift-lake", "skylift-landing", "mlflow-artifacts")
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
 
 
 class ServiceError(RuntimeError):
@@ -248,6 +249,10 @@ class Stack:
             "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            # The project's dags/ plus a folder tests may write pipelines of their own into (test_dags).
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([
+                {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+                {"name": "skylift-tests", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(self.test_dags)}}]),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "120",
@@ -265,6 +270,7 @@ class Stack:
         self.ports["api"] = free_port()
         self.env = self.airflow_env()
         (self.home / "airflow").mkdir(parents=True, exist_ok=True)
+        self.test_dags.mkdir(parents=True, exist_ok=True)
         migrate = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env={**service_environment(), **self.env},
                                  capture_output=True, text=True, timeout=300, check=False)
         if migrate.returncode != 0:
@@ -273,6 +279,11 @@ class Stack:
         wait_for("Airflow API server", lambda: http_ok(f"{self.api_url}/api/v2/monitor/health"), 120, api.proc, api.log)
         for service in ("scheduler", "dag-processor", "triggerer"):
             self.spawn(f"airflow-{service}", [str(BIN / "airflow"), service], self.env)
+
+    @property
+    def test_dags(self) -> Path:
+        """A DAG bundle of the stack's own: a test writes a spec and its DAG file here to run it."""
+        return self.home / "test_dags"
 
     @property
     def api_url(self) -> str:

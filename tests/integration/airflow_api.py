@@ -35,6 +35,9 @@ class AirflowApi:
     def get(self, path: str) -> Any:
         return self._request("GET", path)
 
+    def patch(self, path: str, payload: Any) -> Any:
+        return self._request("PATCH", path, payload)
+
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> dict[str, Any]:
         """Wait until the DAG processor has parsed and registered the DAG."""
         deadline = time.monotonic() + timeout
