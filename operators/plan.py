@@ -222,10 +222,23 @@ class _Planner:
         return [f"the MLflow run of task {task.train_task_id}"], [f"a new version of registered model "
                                                                   f"{task.model_name} (alias challenger)"], []
 
+    def _PromotionApprovalOperator(self, task: Any):  # noqa: N802
+        who = ", ".join(task.approvers) or "any user allowed on the DAG"
+        return ([f"the gate result of task {task.gate_task_id}"], [f"an audit event for {task.model_name}"],
+                [f"asks {who} to approve a promotion the gate clears; no answer within {task.timeout_minutes} "
+                 f"minutes decides {task.on_timeout}; reject skips deploy"])
+
     def _DeployModelOperator(self, task: Any):  # noqa: N802
         gate = {k: v for k, v in task.gate.items() if v is not None}
+        if getattr(task, "mode", None) == "gate":
+            return ([f"the version task {task.register_task_id} registers, and {task.model_name}@champion"],
+                    [f"reports/{task.pipeline}_gate/ds={self.ds}; nothing moves until a person approves"],
+                    [f"gate {gate}"])
         force = " (force_deploy: promoted whatever the gate says)" if self.params.get("force_deploy") else ""
         writes = [f"{task.model_name}@champion if the challenger passes the gate{force}"]
+        if getattr(task, "mode", None) == "promote":
+            writes = [f"{task.model_name}@champion once task {task.approval_task_id} approves the version "
+                      f"task {task.gate_task_id} cleared"]
         serving = getattr(task, "serving", None)
         if serving is not None and serving.target == "kubernetes":
             from include.deploy.manifests import Release, object_name

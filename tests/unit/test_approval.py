@@ -216,3 +216,27 @@ def test_the_operator_records_an_approval_before_deploy_runs(context_for, skylif
 
     [event] = AuditTrail(Lake(Settings.resolve().lake_root)).events("churn")
     assert (event.action, event.actor, event.details["dag_run"]) == (APPROVE, "user:alice", "unit/manual__a")
+
+
+def test_skylift_plan_says_who_approves_and_what_waits(tmp_path, skylift_env, monkeypatch):
+    import sys
+    from datetime import date
+
+    from operators.plan import plan_run
+    from operators.project import Project
+    from tests.e2e.own_project import write_project
+
+    root = write_project(tmp_path / "project")
+    monkeypatch.setenv("SKYLIFT_PROJECT", str(root))
+    monkeypatch.syspath_prepend(str(root))
+    for name in [m for m in sys.modules if m.split(".")[0] == "parcel_jobs"]:
+        monkeypatch.delitem(sys.modules, name)  # another test's copy of the project
+    spec = root / "dags" / "pipelines" / "parcels.yaml"
+    spec.write_text(spec.read_text() + "\napproval: {approvers: [alice], timeout_minutes: 120}\n")
+    plan = plan_run(Project(root=root, home=tmp_path / "home"), "parcels", date(2026, 3, 2), "retrain", None)
+    tasks = {t.task_id: t for t in plan.tasks}
+    assert [t.task_id for t in plan.tasks][-3:] == ["gate", "approve", "deploy"]
+    assert tasks["gate"].writes == ("reports/parcels_gate/ds=2026-03-02; nothing moves until a person approves",)
+    assert tasks["approve"].notes == ("asks alice to approve a promotion the gate clears; no answer within 120 "
+                                      "minutes decides reject; reject skips deploy",)
+    assert tasks["deploy"].writes[0] == "parcels@champion once task approve approves the version task gate cleared"
