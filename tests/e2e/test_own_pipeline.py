@@ -120,7 +120,7 @@ def test_runs_backfill_and_retrain_of_a_new_pipeline(user):
     # The tutorial's last step: `skylift serve` answers HTTP requests with the champion, as the
     # curl line it prints shows, and gives what batch prediction with that version gives.
     served = serve_and_ask(user, [[12.5, 800.0, 0, 64.0], [20.0, 10.0, 1, 0.5]])
-    assert served.version == version.version
+    assert served.version == str(version.version)
     model = mlflow.pyfunc.load_model(f"models:/parcels/{version.version}")
     batch = model.predict(pd.DataFrame(served.rows, columns=served.columns))
     assert [round(float(v), 6) for v in batch] == [round(float(v), 6) for v in served.predictions]

@@ -234,14 +234,24 @@ def test_valid_schedules_load(tmp_path, schedule):
     ("include.features.churn:buld", "module 'include.features.churn' defines no function 'buld'; did you mean "
                                     "include.features.churn:build?"),
 ])
-def test_feature_job_must_exist_without_importing_it(tmp_path, job, needle):
-    import sys
-
+def test_feature_job_must_exist(tmp_path, job, needle):
     path = mutate(tmp_path, lambda b: b["features"].update(job=job))
     with pytest.raises(SpecError) as err:
         load_spec(path)
     assert str(err.value) == f"{path}:{line_of(path, 'job:')}: features.job: {needle}"
-    assert "pyspark" not in sys.modules or "include.features.churn" not in sys.modules
+
+
+def test_checking_the_feature_job_imports_neither_it_nor_pyspark():
+    """A fresh interpreter: in this one, other tests may have imported both already."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from operators.spec.loader import load_spec; "
+            f"load_spec({str(ROOT / 'dags' / 'pipelines' / 'churn.yaml')!r}); "
+            "print(json.dumps(sorted(m for m in ('pyspark', 'include.features.churn') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
 def test_every_problem_is_raised_at_once(tmp_path):
