@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test test-fast lint bench venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile tests
 
 # Every benchmark in turn (not part of `make test`), writing benchmarks/RESULTS.md; BENCH_ARGS=--quick for development.
+# The unit tier only: no Spark, no Airflow run, no service (about 30 s).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 

@@ -1,7 +1,7 @@
 """Drift through Airflow (`dag.test()`, SQLite): `score -> monitor -> retrain_on_drift` of a small
 spec of its own triggers a real run of its retrain DAG for a shifted day, once per cooldown.
 
-The operators' own logic is covered without a scheduler in tests/unit/test_drift_monitor.py; this
+The operators' own logic is covered without a scheduler in tests/component/test_drift_monitor.py; this
 module checks only what needs Airflow: the compiled DAG runs, the trigger goes through Airflow's
 task runner and execution API, and the retrain DAG run exists with the date in its conf.
 """
