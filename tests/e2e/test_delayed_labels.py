@@ -13,8 +13,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from include.datagen.churn import generate, generate_labels
 from include.audit import AuditTrail
+from include.datagen.churn import generate, generate_labels
 from include.lake import Lake
 from tests.conftest import embedded_environment
 

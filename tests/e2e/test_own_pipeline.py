@@ -68,8 +68,8 @@ def serve_and_ask(user, rows: list[list[float]]) -> Served:
         words = shlex.split(line.removeprefix("Try:"))
         url, body = words[2], json.loads(words[words.index("-d") + 1])
         columns = body["dataframe_split"]["columns"]
-        request = urllib.request.Request(url, json.dumps({"dataframe_split": {"columns": columns, "data": rows}}).encode(),
-                                         {"Content-Type": "application/json"})
+        payload = json.dumps({"dataframe_split": {"columns": columns, "data": rows}}).encode()
+        request = urllib.request.Request(url, payload, {"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.loads(response.read())
             version = response.headers["X-Skylift-Model-Version"]
