@@ -209,6 +209,10 @@ def create_custom_task(spec: PipelineSpec, stage: CustomStage) -> BaseOperator:
     return CustomStageOperator(stage_module=stage.module, stage_name=stage.name, **arguments)
 
 
+# libyaml's emitter where PyYAML has it: the pure-Python one took half of a DagBag parse.
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _doc(spec: PipelineSpec, name: str, stages: list[str], source: Path) -> str:
     body = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return "\n".join([
@@ -219,6 +223,6 @@ def _doc(spec: PipelineSpec, name: str, stages: list[str], source: Path) -> str:
         f"**Spec:** `{source.name}` (compiled by Skylift; edit the YAML, not this DAG)",
         "",
         "```yaml",
-        yaml.safe_dump(body, sort_keys=False).rstrip(),
+        yaml.dump(body, Dumper=_DUMPER, sort_keys=False, allow_unicode=True).rstrip(),
         "```",
     ])
