@@ -122,7 +122,8 @@ def test_runs_backfill_and_retrain_of_a_new_pipeline(user):
     served = serve_and_ask(user, [[12.5, 800.0, 0, 64.0], [20.0, 10.0, 1, 0.5]])
     assert served.version == str(version.version)
     model = mlflow.pyfunc.load_model(f"models:/parcels/{version.version}")
-    batch = model.predict(pd.DataFrame(served.rows, columns=served.columns))
+    types = {column.name: column.type.to_pandas() for column in model.metadata.get_input_schema().inputs}
+    batch = model.predict(pd.DataFrame(served.rows, columns=served.columns).astype(types))
     assert [round(float(v), 6) for v in batch] == [round(float(v), 6) for v in served.predictions]
 
     # churn was never asked for: no churn drops, no churn datasets

@@ -60,9 +60,12 @@ def install(stack, api) -> None:
 
 
 def waiting(api, run_id: str) -> bool:
-    """Whether the run's approval request has been written (the task waits for an answer)."""
+    """Whether the run's approval request is written and its task parked, waiting for an answer.
+
+    The request exists a moment before the task is parked (`awaiting_input`); an answer in between
+    races the task's own state change, and Airflow fails the task."""
     try:
         api.get(hitl_path(run_id))
     except AssertionError:  # 404: not yet
         return False
-    return True
+    return api.task_states(DAG_ID, run_id).get("approve") == "awaiting_input"
