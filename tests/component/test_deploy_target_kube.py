@@ -12,27 +12,10 @@ import pytest
 from include.deploy.manifests import VERSION_ANNOTATION, Release
 from include.errors import RolloutFailed
 from tests.k8s_double import KubeDouble, Node
+from tests.k8s_double.stand_in_serving import stand_in_command
 
 NAME = "skylift-t"
-SERVING = """
-import http.server, json, os
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-    def _send(self, body):
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    def do_GET(self):
-        self._send({"name": "m", "version": os.environ["SKYLIFT_MODEL_VERSION"]})
-    def do_POST(self):
-        rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["dataframe_split"]["data"]
-        self._send({"predictions": [row[0] / 10 for row in rows]})
-http.server.ThreadingHTTPServer((os.environ["POD_IP"], 8080), Handler).serve_forever()
-"""
+SERVING = stand_in_command("row[0] / 10")
 NEVER_READY = ["python", "-c", "import time; time.sleep(60)"]
 
 
@@ -47,7 +30,7 @@ def target(version: str, command=None, **kubernetes):
     from operators.deploy_targets import build_target
     from operators.spec.models import DeploySpec
 
-    block = {"image": "serve:1", "namespace": "ml", "command": command or ["python", "-c", SERVING],
+    block = {"image": "serve:1", "namespace": "ml", "command": command or SERVING,
              "readiness": {"period_seconds": 1}, "rollout_timeout": 5, **kubernetes}
     spec = DeploySpec.model_validate({"gate": {"metric": "auc"}, "target": "kubernetes", "kubernetes": block})
     return build_target(spec, pipeline="t", model_name="m", version=version, tracking_uri="sqlite:///unused.db")

@@ -19,6 +19,7 @@ from include.deploy.smoke import ATOL, RTOL
 from include.errors import RolloutFailed
 from include.lake import Lake
 from tests.k8s_double import KubeDouble, Node
+from tests.k8s_double.stand_in_serving import stand_in_command
 from tests.registry_models import features, log_column_models, register_versions
 
 pytestmark = pytest.mark.integration
@@ -27,25 +28,7 @@ DS = "2026-11-24"
 NAMESPACE = "serving"
 NAME = "skylift-t"
 # A serving image that answers /ping and /version like the serving app but scores every row 0.5.
-WRONG_ANSWERS = """
-import http.server, json, os
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-    def _send(self, body):
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-    def do_GET(self):
-        self._send({"name": os.environ["SKYLIFT_MODEL_NAME"], "version": os.environ["SKYLIFT_MODEL_VERSION"]})
-    def do_POST(self):
-        rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["dataframe_split"]["data"]
-        self._send({"predictions": [0.5] * len(rows)})
-http.server.ThreadingHTTPServer((os.environ["POD_IP"], 8080), Handler).serve_forever()
-"""
+WRONG_ANSWERS = stand_in_command("0.5")
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +122,7 @@ def test_the_champion_is_served_through_the_service_and_failed_rollouts_roll_bac
     assert np.allclose(answer.json()["predictions"], batch, rtol=RTOL, atol=ATOL)
 
     never_ready = serving(command=["python", "-c", "import time; time.sleep(120)"], rollout_timeout=5)
-    wrong_answers = serving(command=["python", "-c", WRONG_ANSWERS])
+    wrong_answers = serving(command=WRONG_ANSWERS)
     for attempt, (bad, why) in enumerate([
             (never_ready, ["exceeded its progress deadline (5s)", "Readiness probe failed"]),
             (wrong_answers, ["does not answer like batch scoring of version 2"])]):
@@ -171,10 +154,9 @@ def test_the_rollback_task_rolls_the_target_back_to_the_version_it_returns_to(wo
     smoke = {"smoke": {"dataset": "churn_features", "ds": DS}}
     registry.promote(client, trail, model, "1", expected=None, actor="test", reason="first", details=smoke)
     registry.promote(client, trail, model, "2", expected="1", actor="test", reason="second", details=smoke)
-    stand_in = WRONG_ANSWERS.replace("[0.5] * len(rows)", "[min(max(row[0 if os.environ['SKYLIFT_MODEL_VERSION'] "
-                                                         "== '2' else 1], 0.0), 1.0) for row in rows]")
+    stand_in = stand_in_command("min(max(row[0 if os.environ['SKYLIFT_MODEL_VERSION'] == '2' else 1], 0.0), 1.0)")
     op = RollbackModelOperator(task_id="rollback", pipeline="t", model_name=model, smoke_rows=5,
-                               serving=serving(command=["python", "-c", stand_in]))
+                               serving=serving(command=stand_in))
     result = op.execute(context_for(DS, task_id="rollback", params={"reason": "v2 drifts"}))
 
     assert (result["from"], result["to"]) == ("2", "1") and registry.champion_version(client, model) == "1"
