@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash tests/tools/ensure_postgres.sh
 	bash tests/tools/ensure_chromium.sh
-	$(PY) -m pytest -n 2 --dist loadfile tests
+	$(PY) -m pytest -n 2 --dist loadfile --durations=40 tests
 
 # Every benchmark in turn (not part of `make test`), writing benchmarks/RESULTS.md; BENCH_ARGS=--quick for development.
 # The unit tier only: no Spark, no Airflow run, no service (about 30 s).

@@ -132,6 +132,22 @@ class Stack:
     def process(self, name: str) -> Process:
         return next(p for p in self.processes if p.name == name)
 
+    def mentions(self, needle: str, lines: int = 60) -> str:
+        """The services' log lines that contain `needle` (a run id, a task id), the last `lines` of
+        them, each prefixed with its service: what a failed test shows beside the task's own log."""
+        found = []
+        for log in sorted((self.home / "logs").glob("*.log")):
+            found += [f"[{log.stem}] {line}" for line in log.read_text(errors="replace").splitlines() if needle in line]
+        return "\n".join(found[-lines:]) or f"(no service log mentions {needle})"
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """Every try's log file of a task as the worker wrote it (the API serves only the last part
+        of a deferred task's log)."""
+        folder = self.home / "airflow" / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        tries = sorted(folder.glob("attempt=*.log"))
+        shown = [f"--- {t.name}:\n{t.read_text(errors='replace')[-6000:]}" for t in tries]
+        return "\n".join(shown) or f"(no log in {folder})"
+
     # ---- PostgreSQL ----
     def create_databases(self, *names: str) -> None:
         import psycopg2
