@@ -10,8 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from include.errors import FeatureJobError, PartitionNotFound, SpecError
+from include.feature_engine import (
+    DEFAULT_DUCKDB_MAX_ROWS,
+    EngineChoice,
+    EngineSetting,
+    JobInputs,
+    check_job_result,
+    choose_engine,
+)
 from operators.base import SkyliftOperator, date_window, file_digest, partition_date
 from operators.hooks.spark import SparkHook
+
+__all__ = ["check_job_result", "check_job_rows", "load_job"]
 
 
 def load_job(path: str):
@@ -34,19 +44,6 @@ def check_job_arguments(job: Any, path: str, sources: list[str]) -> None:
         params = list(inspect.signature(job).parameters)
         raise SpecError(f"feature job {path!r} takes {params}, but it is called with the sources {sources} and "
                         f"'ds' as keyword arguments ({exc}); name the job's parameters after the sources") from exc
-
-
-def check_job_result(result: Any, path: str, ds: str) -> None:
-    """A feature job must return a Spark DataFrame; say so plainly when it did not."""
-    from pyspark.sql import DataFrame  # the base of classic and Spark Connect frames
-
-    if isinstance(result, DataFrame):
-        return
-    if result is None:
-        raise FeatureJobError(f"feature job {path} returned None for ds={ds}; it must return a Spark DataFrame "
-                              "(missing return?)")
-    raise FeatureJobError(f"feature job {path} returned a {type(result).__module__}.{type(result).__qualname__} "
-                          f"for ds={ds}; it must return a Spark DataFrame")
 
 
 def check_job_rows(rows: int, path: str, ds: str, inputs: list[str]) -> None:
@@ -77,13 +74,17 @@ class FeaturesOperator(SkyliftOperator):
     to the job by name (`build(activity=..., ds=...)`); a label source is never among them.
     `shared` names the sources another pipeline owns (name -> owning pipeline): they are read only,
     their writer is checked, and a missing day names the owner.
+    `engine` (auto, spark, duckdb) picks where the job runs (include/feature_engine.py): `auto` runs
+    it on DuckDB through sqlframe up to `duckdb_max_rows` input rows with a local Spark master, on
+    Spark otherwise. The engine used is logged, returned and kept in the partition's manifest.
     """
 
     ui_color = "#e9e2f7"
 
     def __init__(self, *, job: str, source_dataset: str | None = None, dataset: str,
                  sources: dict[str, str] | None = None, shared: dict[str, str] | None = None,
-                 lookback_days: int = 7, **kwargs: Any) -> None:
+                 lookback_days: int = 7, engine: EngineSetting = "auto",
+                 duckdb_max_rows: int = DEFAULT_DUCKDB_MAX_ROWS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if (source_dataset is None) == (sources is None):
             raise SpecError("give the feature job either one source_dataset (passed positionally) or sources "
@@ -98,6 +99,8 @@ class FeaturesOperator(SkyliftOperator):
                             f"job's sources {sorted(self.sources or {})}")
         self.dataset = dataset
         self.lookback_days = lookback_days
+        self.engine = engine
+        self.duckdb_max_rows = duckdb_max_rows
 
     @property
     def datasets(self) -> dict[str, str]:
@@ -116,24 +119,33 @@ class FeaturesOperator(SkyliftOperator):
         present = sorted({d for days in found.values() for d in days})
         kept = self.unchanged(context, "features", self.dataset, ds, key)
         if kept is not None:
-            return {"ds": ds, "rows": kept.row_count, "days": present, "reused": True}
-        spark_hook = SparkHook(self.settings.spark_master, app_name=f"skylift-{self.pipeline}-features")
-        with spark_hook.session() as spark, tempfile.TemporaryDirectory(prefix="skylift-features-") as tmp:
+            return {"ds": ds, "rows": kept.row_count, "days": present, "reused": True,
+                    "engine": kept.extra.get("engine")}
+        choice = self.choose_engine(inputs)
+        self.log.info("features on %s (%s)", choice.engine, choice.reason)
+        with tempfile.TemporaryDirectory(prefix="skylift-features-") as tmp:
             out = Path(tmp) / "out"
-            self._run_job(spark, job, {name: sorted(days) for name, days in found.items()}, ds, out)
+            self._run_job(choice, job, {name: sorted(days) for name, days in found.items()}, ds, out)
             check_job_rows(_parquet_rows(out), self.job, ds,
                            [f"validated/{m.dataset}/ds={m.ds}" for m in inputs])
             with self.publish(
                 "features", self.dataset, ds,
                 run_id=context["ti"].run_id,
                 inputs=[m.as_input() for m in inputs],
-                extra={"job": self.job, "window": window, "missing_days": missing, "build_key": key},
+                extra={"job": self.job, "window": window, "missing_days": missing, "build_key": key,
+                       "engine": choice.engine, "engine_reason": choice.reason},
             ) as writer:
                 for part in sorted(out.glob("part-*.parquet")):
                     writer.add_parquet_file(str(part))
         rows = writer.manifest.row_count
-        self.log.info("features/%s/ds=%s: %d rows from %d day(s)", self.dataset, ds, rows, len(present))
-        return {"ds": ds, "rows": rows, "days": present}
+        self.log.info("features/%s/ds=%s: %d rows from %d day(s) on %s", self.dataset, ds, rows, len(present),
+                      choice.engine)
+        return {"ds": ds, "rows": rows, "days": present, "engine": choice.engine}
+
+    def choose_engine(self, inputs: list[Any]) -> EngineChoice:
+        """Where the job runs, from the setting, the Spark master and the window's input rows."""
+        return choose_engine(self.engine, self.settings.spark_master, sum(m.row_count for m in inputs),
+                             self.duckdb_max_rows)
 
     def collect_inputs(self, ds: str, window: list[str], code: str) -> FeatureInputs:
         """Each input's published days in the window (the run's own day required) and the build key.
@@ -162,26 +174,24 @@ class FeaturesOperator(SkyliftOperator):
         key = self.build_key(fingerprints, job=self.job, window=window, code=code)
         return FeatureInputs(found, missing, key)
 
-    def _run_job(self, spark: Any, job: Any, dates: dict[str, list[str]], ds: str, out: Path) -> None:
+    def _run_job(self, choice: EngineChoice, job: Any, dates: dict[str, list[str]], ds: str, out: Path) -> None:
         from contextlib import ExitStack
-        from functools import reduce
-
-        from pyspark.sql import functions as F
 
         # The files must stay in place until the write below has run: Spark reads lazily.
         with ExitStack() as stack:
-            frames = {}
-            for name, dataset in self.datasets.items():
-                files = stack.enter_context(self.lake.local_files("validated", dataset, dates[name]))
-                days = [spark.read.parquet(*files[day]).withColumn("ds", F.lit(day)) for day in dates[name]]
-                frames[name] = reduce(lambda a, b: a.unionByName(b), days)
-            features = job(frames[""], ds) if self.sources is None else job(**frames, ds=ds)
-            check_job_result(features, self.job, ds)
-            # One file per partition keeps small daily outputs tidy. Sorted, so the same rows give
-            # the same bytes whatever order the shuffle returned them in: a rebuild that changes
-            # nothing keeps its fingerprint, and training and scoring downstream stay reusable.
-            orderable = [f.name for f in features.schema.fields if f.dataType.typeName() != "map"]
-            features.coalesce(1).sortWithinPartitions(*orderable).write.mode("overwrite").parquet(str(out))
+            files = {name: stack.enter_context(self.lake.local_files("validated", dataset, dates[name]))
+                     for name, dataset in self.datasets.items()}
+            inputs = JobInputs(files)
+            if choice.engine == "duckdb":
+                from include.duckdb_features import write_features
+
+                write_features(self.job, inputs, ds, out)
+                return
+            from include.spark_features import write_features
+
+            hook = SparkHook(self.settings.spark_master, app_name=f"skylift-{self.pipeline}-features")
+            with hook.session() as spark:
+                write_features(spark, job, self.job, inputs, ds, out)
 
 
 def _parquet_rows(folder: Path) -> int:
