@@ -13,6 +13,7 @@ the triggerer (`deferrable`); Skylift's post-processing runs after either.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -128,22 +129,24 @@ class TrainModelOperator(KubernetesPodOperator):
         if execution not in ("local", "kubernetes"):
             raise SpecError(f"execution must be 'local' or 'kubernetes', got {execution!r}")
         secrets = [env_from_secret] if isinstance(env_from_secret, str) else list(env_from_secret or [])
-        shm = [k8s.V1Volume(name=SHM_VOLUME, empty_dir=k8s.V1EmptyDirVolumeSource(medium="Memory",
-                                                                                  size_limit=shm_size))]
+        # Each model otherwise builds its own client Configuration (logger set-up included) at parse time.
+        config = {"local_vars_configuration": _models_configuration()}
         super().__init__(
             name=f"{pipeline}-train".replace("_", "-"),
             namespace=namespace,
             image=image,
-            image_pull_secrets=[k8s.V1LocalObjectReference(name=n) for n in image_pull_secrets or []],
+            image_pull_secrets=[k8s.V1LocalObjectReference(name=n, **config) for n in image_pull_secrets or []],
             cmds=list(ENTRYPOINT),
             arguments=[],
             node_selector=node_selector or {},
-            tolerations=[k8s.V1Toleration(**t) for t in (tolerations or [])],
-            env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n)) for n in secrets],
+            tolerations=[k8s.V1Toleration(**t, **config) for t in (tolerations or [])],
+            env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n, **config), **config)
+                      for n in secrets],
             service_account_name=service_account,
             priority_class_name=priority_class,
-            volumes=shm if shm_size else [],
-            volume_mounts=[k8s.V1VolumeMount(name=SHM_VOLUME, mount_path="/dev/shm")] if shm_size else [],
+            volumes=[k8s.V1Volume(name=SHM_VOLUME, empty_dir=k8s.V1EmptyDirVolumeSource(
+                medium="Memory", size_limit=shm_size, **config), **config)] if shm_size else [],
+            volume_mounts=[k8s.V1VolumeMount(name=SHM_VOLUME, mount_path="/dev/shm", **config)] if shm_size else [],
             schedule_timeout_seconds=schedule_timeout,
             startup_timeout_seconds=startup_timeout,
             deferrable=deferrable,
@@ -493,6 +496,14 @@ class TrainModelOperator(KubernetesPodOperator):
                 self._process.kill()
         if self.execution == "kubernetes":
             super().on_kill()
+
+
+@functools.cache
+def _models_configuration() -> Any:
+    """The client configuration the pod's Kubernetes models check their fields with (one per process)."""
+    from kubernetes.client import Configuration
+
+    return Configuration.get_default_copy()
 
 
 def pod_arguments(resources: Any, kubernetes: Any) -> dict[str, Any]:

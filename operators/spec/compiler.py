@@ -7,7 +7,9 @@ hand over through the lake (partitions) or, for train -> register -> deploy, thr
 
 from __future__ import annotations
 
+import functools
 import graphlib
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,8 +215,14 @@ def create_custom_task(spec: PipelineSpec, stage: CustomStage) -> BaseOperator:
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+@functools.lru_cache(maxsize=64)
+def spec_yaml(body_json: str) -> str:
+    """A spec (or part of one), dumped by pydantic as JSON, as the YAML a DAG's doc shows. Cached by
+    that text: every DAG of a spec shows the same body, and PyYAML's representer is pure Python."""
+    return yaml.dump(json.loads(body_json), Dumper=_DUMPER, sort_keys=False, allow_unicode=True).rstrip()
+
+
 def _doc(spec: PipelineSpec, name: str, stages: list[str], source: Path) -> str:
-    body = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return "\n".join([
         f"# {spec.pipeline} · {name}",
         spec.description,
@@ -223,6 +231,6 @@ def _doc(spec: PipelineSpec, name: str, stages: list[str], source: Path) -> str:
         f"**Spec:** `{source.name}` (compiled by Skylift; edit the YAML, not this DAG)",
         "",
         "```yaml",
-        yaml.dump(body, Dumper=_DUMPER, sort_keys=False, allow_unicode=True).rstrip(),
+        spec_yaml(spec.model_dump_json(by_alias=True, exclude_none=True)),
         "```",
     ])

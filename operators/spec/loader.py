@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import importlib.util
 import os
 import re
@@ -339,18 +340,27 @@ def _missing_job(job: str) -> str | None:
         return f"module {module!r} not found (is the package installed, the name spelled right?)"
     if found.origin and found.origin.endswith(".py"):
         try:
-            tree = ast.parse(Path(found.origin).read_bytes())
+            stat = os.stat(found.origin)
+            defined = _top_level_names(found.origin, stat.st_mtime_ns, stat.st_size)
         except (OSError, SyntaxError) as exc:
             return f"module {module!r} cannot be read: {exc}"
-        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
-        defined |= {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
-                    if isinstance(t, ast.Name)}
-        defined |= {(a.asname or a.name) for node in tree.body if isinstance(node, ast.ImportFrom) for a in node.names}
         if func not in defined:
             close = difflib.get_close_matches(func, sorted(defined), n=1)
             hint = f"; did you mean {module}:{close[0]}?" if close else ""
             return f"module {module!r} defines no function {func!r}{hint}"
     return None
+
+
+@functools.lru_cache(maxsize=32)
+def _top_level_names(origin: str, mtime_ns: int, size: int) -> frozenset[str]:
+    """Functions, assignments and imports at a module's top level, from its source. Cached by the
+    file's mtime and size: the specs of a folder often share one feature module."""
+    tree = ast.parse(Path(origin).read_bytes())
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    defined |= {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                if isinstance(t, ast.Name)}
+    defined |= {(a.asname or a.name) for node in tree.body if isinstance(node, ast.ImportFrom) for a in node.names}
+    return frozenset(defined)
 
 
 def feature_packages() -> tuple[str, ...]:

@@ -15,6 +15,7 @@ their own DAG file shows that error.
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -100,9 +101,11 @@ def clashes(path: str | Path) -> list[tuple[Claim, Claim]]:
     mine = [c for c in claims(path) if c.access == "writes"]
     if not mine:
         return []
-    others = [c for sibling in _siblings(path) for c in claims(sibling) if c.access == "writes"]
-    return [(claim, other) for claim in mine for other in others
-            if (other.kind, other.name) == (claim.kind, claim.name)]
+    others: dict[tuple[str, str], list[Claim]] = {}
+    for other in _sibling_claims(path):
+        if other.access == "writes":
+            others.setdefault((other.kind, other.name), []).append(other)
+    return [(claim, other) for claim in mine for other in others.get((claim.kind, claim.name), ())]
 
 
 def claims(path: Path) -> tuple[Claim, ...]:
@@ -120,10 +123,44 @@ def claims(path: Path) -> tuple[Claim, ...]:
     return found
 
 
-def _siblings(path: Path) -> list[Path]:
-    me = path.resolve()
-    return sorted(p for p in path.parent.iterdir()
-                  if p.suffix in SPEC_SUFFIXES and not p.name.startswith("_") and p.is_file() and p.resolve() != me)
+def _sibling_claims(path: Path) -> list[Claim]:
+    """The claims of the other spec files in `path`'s folder, in file-name order. Paths are resolved
+    only where a symlink could make two names one file."""
+    me, path_is_link = None, path.is_symlink()
+    found: list[Claim] = []
+    for name, is_link, its in _folder_index(path.parent):
+        if name == path.name:
+            continue
+        if path_is_link or is_link:
+            me = me or path.resolve()
+            if (path.parent / name).resolve() == me:
+                continue
+        found.extend(its)
+    return found
+
+
+_FolderKey = tuple[tuple[str, bool, _Stamp], ...]
+_FOLDERS: dict[Path, tuple[_FolderKey, tuple[tuple[str, bool, tuple[Claim, ...]], ...]]] = {}
+
+
+def _folder_index(folder: Path) -> tuple[tuple[str, bool, tuple[Claim, ...]], ...]:
+    """(file name, is a symlink, its claims) of every spec file in `folder`, sorted by name. Every DAG
+    file's parse checks its whole folder, so the index is kept while no file's name, mtime or size
+    changed: one directory scan then, and no path objects per file."""
+    listed = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if (os.path.splitext(entry.name)[1] in SPEC_SUFFIXES and not entry.name.startswith("_")
+                    and entry.is_file()):
+                stat = entry.stat()
+                listed.append((entry.name, entry.is_symlink(), (stat.st_mtime_ns, stat.st_size)))
+    key = tuple(sorted(listed))
+    cached = _FOLDERS.get(folder)
+    if cached and cached[0] == key:
+        return cached[1]
+    index = tuple((name, is_link, claims(folder / name)) for name, is_link, _ in key)
+    _FOLDERS[folder] = (key, index)
+    return index
 
 
 def _claims_of(path: Path) -> tuple[Claim, ...]:
@@ -199,7 +236,7 @@ def read_problems(path: str | Path) -> list[ReadProblem]:
     if not mine:
         return []
     owners = _raw_owners(path)
-    pipelines = {c.name: c for sibling in _siblings(path) for c in claims(sibling) if c.kind == "pipeline"}
+    pipelines = {c.name: c for c in _sibling_claims(path) if c.kind == "pipeline"}
     problems = []
     for claim in mine:
         problem = _read_problem(claim, owners, pipelines)
@@ -236,8 +273,7 @@ def _read_problem(claim: Claim, owners: dict[str, Claim], pipelines: dict[str, C
 
 def _raw_owners(path: Path) -> dict[str, Claim]:
     """Raw/validated dataset -> the `writes` claim of the spec beside `path` that ingests it."""
-    return {c.name: c for sibling in _siblings(path) for c in claims(sibling)
-            if c.kind == "raw" and c.access == "writes"}
+    return {c.name: c for c in _sibling_claims(path) if c.kind == "raw" and c.access == "writes"}
 
 
 def _custom_claims(top: dict[str, yaml.Node], path: Path, pipeline: str, stages: set[str]) -> tuple[Claim, ...]:

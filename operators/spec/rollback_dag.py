@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
 from airflow.sdk import DAG, Param
 
 from operators.base import refuse_undeclared_conf
@@ -58,7 +57,9 @@ def build_rollback_dag(spec: PipelineSpec, source: Path) -> DAG:
 
 def _doc(spec: PipelineSpec, source: Path) -> str:
     model = spec.register_.model_name
-    body = spec.model_dump(mode="json", by_alias=True, exclude_none=True, include={"register_", "deploy"})
+    from operators.spec.compiler import spec_yaml  # loaded already: the compiler calls this
+
+    body = spec.model_dump_json(by_alias=True, exclude_none=True, include={"register_", "deploy"})
     return "\n".join([
         f"# {spec.pipeline} · {DAG_NAME}",
         f"Returns `{model}@champion` to an earlier version: the trigger form's version, or by default the previous "
@@ -68,6 +69,6 @@ def _doc(spec: PipelineSpec, source: Path) -> str:
         f"**Spec:** `{source.name}` (compiled by Skylift)",
         "",
         "```yaml",
-        yaml.safe_dump(body, sort_keys=False).rstrip(),
+        spec_yaml(body),
         "```",
     ])
