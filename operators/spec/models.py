@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from include.feature_engine import DEFAULT_DUCKDB_MAX_ROWS, EngineSetting
 from include.training.search import ParamRange
 
 STAGES = ("ingest", "validate", "features", "train", "register", "deploy", "score", "monitor", "evaluate")
@@ -160,6 +161,12 @@ class FeaturesSpec(Strict):
     job: str = Field(description="module:function of a PySpark feature job under an allowed package")
     lookback_days: int = Field(7, ge=1, le=366, description="days of each source the job gets, the run day included")
     dataset: Name | None = Field(None, description="lake dataset of the features (default: `<pipeline>_features`)")
+    engine: EngineSetting = Field("auto", description=(
+        "where the job runs: spark; duckdb (the same PySpark job through sqlframe, in the task's process); "
+        "auto: DuckDB when skylift_spark_master is local and the window holds at most duckdb_max_rows input "
+        "rows, else Spark"))
+    duckdb_max_rows: int = Field(DEFAULT_DUCKDB_MAX_ROWS, ge=0, description=(
+        "auto's threshold: input rows over all sources and days of the window"))
 
     @field_validator("job")
     @classmethod

@@ -117,7 +117,8 @@ def _build_features(request: BuildRequest) -> BaseOperator:
     shared = {name: read.from_pipeline for name, read in spec.reads.items()} or None
     return FeaturesOperator(job=spec.features.job, source_dataset=None if named else spec.raw_dataset,
                             sources=named, shared=shared, dataset=spec.features_dataset,
-                            lookback_days=spec.features.lookback_days, outlets=[features_asset(spec)],
+                            lookback_days=spec.features.lookback_days, engine=spec.features.engine,
+                            duckdb_max_rows=spec.features.duckdb_max_rows, outlets=[features_asset(spec)],
                             task_id="features", pipeline=spec.pipeline)
 
 
