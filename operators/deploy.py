@@ -267,8 +267,9 @@ class DeployModelOperator(SkyliftOperator):
         """Make the deploy target serve champion `version` and smoke-test it live. When this DAG run
         moved the alias (now, or in an earlier try of this task), a failure moves it back and puts
         the target's previous objects back; otherwise the target alone is put back."""
+        from include.deploy.targets import smoke_sample
         from include.errors import RolloutFailed
-        from operators.deploy_targets import build_target, smoke_sample
+        from operators.deploy_targets import build_target
 
         last = trail.last(self.model_name)
         promoted = last is not None and last.moved and last.after == version and last.actor == actor
@@ -291,9 +292,6 @@ class DeployModelOperator(SkyliftOperator):
         return said
 
     def _undo(self, target: Any) -> str:
-        if target is None:
-            return "nothing was applied"
-        try:
-            return target.undo()
-        except Exception as exc:  # report both failures; the alias is already back
-            return f"putting it back failed too ({exc}): {target.undo_plan()} by hand"
+        from include.deploy.targets import put_back
+
+        return put_back(target)  # the alias is already back

@@ -1,5 +1,5 @@
 """The deploy stage's targets after the alias flip (`deploy.target`): build the one the spec names,
-with its clients, and the smoke sample it is tested on.
+with its clients (the smoke sample it is tested on: include/deploy/targets.py).
 
 `alias` has nothing to roll out. `local` smoke-tests a running `skylift serve`; `kubernetes` talks
 to the cluster through the cncf-kubernetes provider's `KubernetesHook` (its Airflow connection:
@@ -8,10 +8,11 @@ a kubeconfig, in-cluster credentials, or a context), as every other Skylift pod 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from include.deploy.targets import KubernetesTarget, LocalTarget, SmokeSample
+    from include.deploy.targets import KubernetesTarget, LocalTarget
+    from include.rollback import Serving
     from operators.spec.models import DeploySpec
 
 
@@ -43,12 +44,12 @@ def build_target(deploy: DeploySpec, *, pipeline: str, model_name: str, version:
     return KubernetesTarget(spec, release, clients, hook.api_client)
 
 
-def smoke_sample(model_name: str, version: str, rows: Any) -> SmokeSample:
-    """`rows` cut to the model's inputs, with batch scoring's scores for them (include/scoring.py,
-    the path the score stage takes): what the live endpoint must answer."""
-    from include import scoring
-    from include.deploy.targets import SmokeSample
+def serving_for(deploy: DeploySpec, *, pipeline: str, model_name: str, tracking_uri: str) -> Serving | None:
+    """`deploy.target` as a rollback rolls it out to the version it returns to (None for `alias`,
+    which serves through the alias alone): the rollback DAG and `skylift rollback` both use it."""
+    from include.rollback import Serving
 
-    model = scoring.load(f"models:/{model_name}/{version}")
-    inputs = rows[model.columns].reset_index(drop=True)
-    return SmokeSample(rows=inputs, expected=model.predict(inputs))
+    if deploy.target == "alias":
+        return None
+    return Serving(kind=deploy.target, build=lambda version: build_target(
+        deploy, pipeline=pipeline, model_name=model_name, version=version, tracking_uri=tracking_uri))

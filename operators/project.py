@@ -10,12 +10,18 @@ Nothing here imports Airflow.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from include.errors import SpecError
 from operators.settings import as_environment, embedded_values
+
+if TYPE_CHECKING:
+    from operators.spec.models import PipelineSpec
 
 SKYLIFT_ROOT = Path(__file__).resolve().parent.parent
 SPEC_GLOB = "*.yaml"
@@ -103,6 +109,42 @@ class Project:
                 return path
             known.append(name)
         raise SpecError(f"no pipeline {pipeline!r} in {self.pipelines_dir}; pipelines there: {sorted(known)}")
+
+    def specs_registering(self, model: str) -> list[tuple[Path, PipelineSpec]]:
+        """The project's specs whose register stage names `model`, each with its file; a broken spec
+        is passed over, as `spec_file` does (`skylift lint` names its errors)."""
+        from operators.spec.loader import load_spec
+
+        found = []
+        with self.reading_specs():
+            for path in self.spec_files():
+                try:
+                    spec = load_spec(path)
+                except SpecError:
+                    continue
+                if spec.register_ is not None and spec.register_.model_name == model:
+                    found.append((path, spec))
+        return found
+
+    @contextmanager
+    def reading_specs(self) -> Iterator[None]:
+        """Load this project's specs (paths relative to it, its own feature packages) in this process
+        without switching its settings to the embedded ones, as `activate` does: for commands that act
+        on the configured lake and registry. Both are restored on leaving."""
+        import sys
+
+        before = os.environ.get("SKYLIFT_PROJECT"), list(sys.path)
+        os.environ["SKYLIFT_PROJECT"] = str(self.root)
+        if self.root != SKYLIFT_ROOT and str(self.root) not in sys.path:
+            sys.path.insert(0, str(self.root))
+        try:
+            yield
+        finally:
+            if before[0] is None:
+                os.environ.pop("SKYLIFT_PROJECT", None)
+            else:
+                os.environ["SKYLIFT_PROJECT"] = before[0]
+            sys.path[:] = before[1]
 
     def environment(self) -> dict[str, str]:
         """Environment of an embedded Skylift: Airflow on SQLite, the project's DAGs, local files."""

@@ -1,23 +1,29 @@
 """`skylift history MODEL` and `skylift rollback MODEL [--to VERSION]`: the audit trail and the
-rollback, against the configured (or `--home`) lake and MLflow registry."""
+rollback, against the configured (or `--home`) lake and MLflow registry. The rollback is the
+rollback DAG's (include/rollback.py): when the project's spec that registers MODEL deploys to
+`local` or `kubernetes`, that target is rolled out to the version returned to as well."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from operators.hooks.mlflow import MlflowHook
+    from operators.spec.models import PipelineSpec
 
 
-def _bound() -> tuple[Any, Any]:
-    """The registry client and the lake of the configured Skylift settings."""
+def _bound() -> tuple[MlflowHook, Any]:
+    """The registry's hook and the lake of the configured Skylift settings."""
     from operators.hooks.lake import LakeHook
     from operators.hooks.mlflow import MlflowHook
     from operators.settings import Settings
 
     settings = Settings.resolve()
     lake = LakeHook(settings.lake_root, settings.lake_conn_id).get_lake()
-    return MlflowHook(settings.mlflow_tracking_uri, settings.mlflow_artifact_root).client, lake
+    return MlflowHook(settings.mlflow_tracking_uri, settings.mlflow_artifact_root), lake
 
 
 def run_history(args: argparse.Namespace) -> int:
@@ -41,31 +47,80 @@ def run_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def deploying_spec(model: str, pipeline: str | None, project: str | None, home: str | None) -> PipelineSpec | None:
+    """The spec of the project that registers `model` and says how it is served: `pipeline`'s, else
+    the one spec registering it (None: none does). Several with a deploy target beyond the alias
+    need `pipeline` to choose."""
+    from include.errors import SpecError
+    from operators.project import Project
+    from operators.spec.loader import load_spec
+
+    if pipeline:
+        located = Project.locate(project, home)
+        with located.reading_specs():
+            path = located.spec_file(pipeline)
+            spec = load_spec(path)
+        registered = spec.register_.model_name if spec.register_ else None
+        if registered != model:
+            raise SpecError(f"pipeline {pipeline!r} ({path}) registers " + (f"model {registered!r}" if registered else
+                            "no model") + f", not {model!r}")
+        return spec
+    located = Project.at(project, home)
+    if not located.pipelines_dir.is_dir():
+        return None
+    found = located.specs_registering(model)
+    if len(found) > 1 and any(spec.deploy and spec.deploy.target != "alias" for _, spec in found):
+        listed = ", ".join(f"{spec.pipeline} ({path.name}, deploy.target "
+                           f"{spec.deploy.target if spec.deploy else 'none'})" for path, spec in found)
+        raise SpecError(f"{len(found)} pipelines in {located.pipelines_dir} register model {model!r}: {listed}; "
+                        "say whose deploy target to roll back: --pipeline NAME")
+    return found[0][1] if found else None
+
+
 def run_rollback(args: argparse.Namespace) -> int:
     from include.audit import AuditTrail
-    from include.errors import SkyliftError
+    from include.errors import SkyliftError, SpecError
     from include.rollback import roll_back_champion
+    from operators.deploy_targets import serving_for
 
     try:
-        client, lake = _bound()
-        event = roll_back_champion(client, AuditTrail(lake), lake, args.model, to=args.to,
-                                   actor=f"user:{getpass.getuser()}", rows=args.rows,
-                                   reason=args.reason or "rollback requested with skylift rollback")
+        spec = deploying_spec(args.model, args.pipeline, args.project, args.home)
+        hook, lake = _bound()
+        serving = None
+        if spec is not None and spec.deploy is not None:
+            serving = serving_for(spec.deploy, pipeline=spec.pipeline, model_name=args.model,
+                                  tracking_uri=hook.tracking_uri)
+        done = roll_back_champion(hook.client, AuditTrail(lake), lake, args.model, to=args.to,
+                                  actor=f"user:{getpass.getuser()}", rows=args.rows, serving=serving,
+                                  reason=args.reason or "rollback requested with skylift rollback")
     except SkyliftError as exc:
         print(exc, file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, SpecError) else 1
+    event = done.event
     print(f"{args.model}: champion v{event.before or '-'} -> v{event.after} (audit event {event.seq}); smoke test "
           "passed")
+    if done.serving is not None:
+        print(f"deploy target {spec.deploy.target} of pipeline {spec.pipeline}: {done.serving}")
+    elif spec is None:
+        print(f"no spec in the project registers {args.model} (give --project DIR): only the alias moved")
+    else:
+        print(f"pipeline {spec.pipeline} serves {args.model} through the alias alone: nothing else to roll out")
     return 0
 
 
 def add_commands(sub: Any) -> None:
+    from operators.runner import add_location_options
+
     history = sub.add_parser("history", help="a model's audit trail: every promotion, rejection and rollback")
     history.add_argument("model", help="registered model name")
     history.set_defaults(func=run_history)
-    rollback = sub.add_parser("rollback", help="return a model's champion to an earlier version (smoke-tested)")
+    rollback = sub.add_parser("rollback", help="return a model's champion and its deploy target to an earlier "
+                                               "version (smoke-tested)")
     rollback.add_argument("model", help="registered model name")
     rollback.add_argument("--to", help="version to return to (default: the previous champion in the audit trail)")
     rollback.add_argument("--reason", help="why; recorded in the audit trail")
-    rollback.add_argument("--rows", type=int, default=20, help="feature rows to smoke-test the alias on")
+    rollback.add_argument("--rows", type=int, default=20, help="feature rows to smoke-test the alias and target on")
+    rollback.add_argument("--pipeline", help="whose deploy target to roll out, when several of the project's specs "
+                                             "register MODEL")
+    add_location_options(rollback)
     rollback.set_defaults(func=run_rollback)

@@ -33,6 +33,27 @@ class SmokeSample:
     expected: np.ndarray
 
 
+def smoke_sample(model_name: str, version: str, rows: Any) -> SmokeSample:
+    """`rows` cut to the model's inputs, with batch scoring's scores for them (include/scoring.py,
+    the path the score stage takes): what the live endpoint must answer."""
+    from include import scoring
+
+    model = scoring.load(f"models:/{model_name}/{version}")
+    inputs = rows[model.columns].reset_index(drop=True)
+    return SmokeSample(rows=inputs, expected=model.predict(inputs))
+
+
+def put_back(target: LocalTarget | KubernetesTarget | None) -> str:
+    """Undo `target`'s rollout and say how that went; a failed undo is reported, not raised, so the
+    caller's message names both failures."""
+    if target is None:
+        return "nothing was applied"
+    try:
+        return target.undo()
+    except Exception as exc:
+        return f"putting it back failed too ({exc}): {target.undo_plan()} by hand"
+
+
 @dataclass
 class LocalTarget:
     spec: LocalServingSpec
