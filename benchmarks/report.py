@@ -56,15 +56,7 @@ def goals(found: dict[str, Comparison]) -> list[Goal]:
                         "the whole-process ratio is dominated by importing Airflow itself on both sides"))
     features = _largest(found, "features_")
     if features:
-        spark = _starting(features, "Skylift")
-        ratio = features.ratio(spark)
-        whole = features.row(spark).wall / features.row(features.baseline).wall
-        out.append(Goal(f"Features at {features.key.split('_')[-1]} rows vs hand-written DuckDB",
-                        "<= 1.5x DuckDB (goal set at 10M rows)",
-                        f"{ratio:.1f}x the job time, {whole:.1f}x the whole process; polars "
-                        f"{features.ratio(_starting(features, 'polars')):.2f}x", ratio <= 1.5,
-                        "the features stage runs only on Spark: no DuckDB engine in the product at this commit; "
-                        "Spark's JVM start and local[2] shuffle cost more than the aggregation itself at this size"))
+        out.append(_features_goal(features))
     ingest = found.get("ingest_1000000") or _largest(found, "ingest_")
     if ingest:
         speed = 1 / ingest.ratio(_starting(ingest, "Skylift"))
@@ -87,6 +79,22 @@ def goals(found: dict[str, Comparison]) -> list[Goal]:
         else:
             out.append(Goal(what, f"well within {MACHINE_MEMORY_GIB} GiB", "not measured in this run", None))
     return out
+
+
+def _features_goal(features: Comparison) -> Goal:
+    """The stage's DuckDB engine (the same PySpark job through sqlframe) against hand-written DuckDB."""
+    duckdb = _starting(features, "Skylift features on DuckDB")
+    ratio = features.ratio(duckdb)
+    whole = features.row(duckdb).wall / features.row(features.baseline).wall
+    spark = [r.name for r in features.rows if r.name.startswith("Skylift features on Spark")]
+    versus_spark = f"; Spark {features.ratio(spark[0]):.1f}x" if spark else "; Spark not run at this size"
+    return Goal(f"Features at {features.key.split('_')[-1]} rows vs hand-written DuckDB",
+                "<= 1.5x DuckDB (goal set at 10M rows)",
+                f"{ratio:.2f}x the job time, {whole:.2f}x the whole process on the DuckDB engine{versus_spark}; "
+                f"polars {features.ratio(_starting(features, 'polars')):.2f}x", ratio <= 1.5,
+                "the DuckDB engine's fixed cost: sqlframe plans the job in Python (sqlglot expression copies and "
+                "dialect loading, about 2 s whatever the size) before DuckDB runs it, and it sorts the output by "
+                "every column, where the hand-written query sorts by the key")
 
 
 def _verdict(goal: Goal) -> str:

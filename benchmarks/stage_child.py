@@ -133,6 +133,30 @@ def features_spark(folder: str, out: str) -> None:
     report(seconds=seconds, session_s=session_s, rows=pq.read_table(f"{out}/spark").num_rows)
 
 
+@side("features-sqlframe")
+def features_sqlframe(folder: str, out: str) -> None:
+    """The shipped PySpark job on the features stage's DuckDB engine (include/duckdb_features.py):
+    the same files read with their `ds`, the job run through sqlframe, one sorted Parquet file
+    written, as the features task does with `features.engine: duckdb` (2 threads, as DuckDB SQL)."""
+    started = time.perf_counter()
+    import duckdb  # noqa: F401 - imported before the timed part, as the other sides' libraries are
+    import sqlframe.duckdb  # noqa: F401
+
+    from include.duckdb_features import write_features
+    from include.feature_engine import JobInputs
+    from include.features.churn import build  # noqa: F401 - the task loads the job (and pyspark) first
+
+    imports_s = time.perf_counter() - started
+    days = _days(folder)
+    start = time.perf_counter()
+    write_features("include.features.churn:build", JobInputs({"": {ds: [path] for ds, path in days}}),
+                   days[-1][0], Path(out) / "sqlframe", threads=2)
+    seconds = time.perf_counter() - start
+    import pyarrow.parquet as pq
+
+    report(seconds=seconds, imports_s=imports_s, rows=pq.read_table(f"{out}/sqlframe").num_rows)
+
+
 @side("features-duckdb")
 def features_duckdb(folder: str, out: str) -> None:
     import duckdb
