@@ -21,7 +21,7 @@ from include.errors import SpecError
 from operators.settings import as_environment, embedded_values
 
 if TYPE_CHECKING:
-    from operators.spec.models import PipelineSpec
+    from operators.spec.ownership import Claim
 
 SKYLIFT_ROOT = Path(__file__).resolve().parent.parent
 SPEC_GLOB = "*.yaml"
@@ -110,21 +110,13 @@ class Project:
             known.append(name)
         raise SpecError(f"no pipeline {pipeline!r} in {self.pipelines_dir}; pipelines there: {sorted(known)}")
 
-    def specs_registering(self, model: str) -> list[tuple[Path, PipelineSpec]]:
-        """The project's specs whose register stage names `model`, each with its file; a broken spec
-        is passed over, as `spec_file` does (`skylift lint` names its errors)."""
-        from operators.spec.loader import load_spec
+    def specs_registering(self, model: str) -> list[Claim]:
+        """Where the project's specs register `model` (file, line, pipeline), read from their YAML
+        alone (operators/spec/ownership.py): a spec that does not load still counts."""
+        from operators.spec.ownership import claims
 
-        found = []
-        with self.reading_specs():
-            for path in self.spec_files():
-                try:
-                    spec = load_spec(path)
-                except SpecError:
-                    continue
-                if spec.register_ is not None and spec.register_.model_name == model:
-                    found.append((path, spec))
-        return found
+        return [claim for path in self.spec_files() for claim in claims(path)
+                if claim.kind == "model" and claim.name == model and claim.access == "writes"]
 
     @contextmanager
     def reading_specs(self) -> Iterator[None]:

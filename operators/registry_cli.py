@@ -48,33 +48,30 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def deploying_spec(model: str, pipeline: str | None, project: str | None, home: str | None) -> PipelineSpec | None:
-    """The spec of the project that registers `model` and says how it is served: `pipeline`'s, else
-    the one spec registering it (None: none does). Several with a deploy target beyond the alias
-    need `pipeline` to choose."""
+    """The spec of the project that registers `model`, which says how it is served: `pipeline`'s, else
+    the one spec registering it (None: none does). Two specs claiming one model are refused by the
+    spec loader; `pipeline` chooses between them here."""
     from include.errors import SpecError
     from operators.project import Project
     from operators.spec.loader import load_spec
 
-    if pipeline:
-        located = Project.locate(project, home)
-        with located.reading_specs():
-            path = located.spec_file(pipeline)
-            spec = load_spec(path)
-        registered = spec.register_.model_name if spec.register_ else None
-        if registered != model:
-            raise SpecError(f"pipeline {pipeline!r} ({path}) registers " + (f"model {registered!r}" if registered else
-                            "no model") + f", not {model!r}")
-        return spec
-    located = Project.at(project, home)
+    located = Project.locate(project, home) if pipeline else Project.at(project, home)
     if not located.pipelines_dir.is_dir():
         return None
     found = located.specs_registering(model)
-    if len(found) > 1 and any(spec.deploy and spec.deploy.target != "alias" for _, spec in found):
-        listed = ", ".join(f"{spec.pipeline} ({path.name}, deploy.target "
-                           f"{spec.deploy.target if spec.deploy else 'none'})" for path, spec in found)
-        raise SpecError(f"{len(found)} pipelines in {located.pipelines_dir} register model {model!r}: {listed}; "
-                        "say whose deploy target to roll back: --pipeline NAME")
-    return found[0][1] if found else None
+    listed = ", ".join(f"{claim.pipeline} ({claim.file.name}:{claim.line})" for claim in found)
+    chosen = [claim for claim in found if claim.pipeline == pipeline] if pipeline else found
+    if pipeline and not chosen:
+        raise SpecError(f"pipeline {pipeline!r} does not register model {model!r} in {located.pipelines_dir}; "
+                        + (f"these do: {listed}" if found else "no spec there does"))
+    if len(chosen) > 1:
+        raise SpecError(f"{len(found)} specs in {located.pipelines_dir} register model {model!r}: {listed}. A model "
+                        "belongs to one spec (rename the others); until then say whose deploy target to roll "
+                        "out: --pipeline NAME")
+    if not chosen:
+        return None
+    with located.reading_specs():
+        return load_spec(chosen[0].file, with_siblings=len(found) == 1)
 
 
 def run_rollback(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from include.errors import SpecError
-from include.gate import METRICS
+from include.gate_metrics import METRICS
 from include.training import params as model_params
 from operators.spec.custom_stages import registered_stages
 from operators.spec.defaults import folder_defaults
@@ -71,17 +71,19 @@ class SpecReport:
     doc: YamlDocument | None = None
 
 
-def load_spec(path: str | Path) -> PipelineSpec:
-    report = inspect_spec(path)
+def load_spec(path: str | Path, *, with_siblings: bool = True) -> PipelineSpec:
+    report = inspect_spec(path, with_siblings=with_siblings)
     if report.problems or report.spec is None:
         raise SpecError("\n".join(str(problem) for problem in report.problems))
     return report.spec
 
 
-def inspect_spec(path: str | Path) -> SpecReport:
+def inspect_spec(path: str | Path, *, with_siblings: bool = True) -> SpecReport:
     """Every problem of the spec at `path`, in order: its own (schema, then cross-checks), then
-    clashes with the specs beside it. A spec that does not validate still gets the checks that
-    need only its raw YAML (cron expressions, model parameters)."""
+    clashes with the specs beside it (left out with `with_siblings=False`: `skylift rollback
+    --pipeline` reading the one of two specs claiming a model that a person chose). A spec that
+    does not validate still gets the checks that need only its raw YAML (cron expressions, model
+    parameters)."""
     path = Path(path)
     try:
         doc = load_yaml(path)
@@ -105,7 +107,8 @@ def inspect_spec(path: str | Path) -> SpecReport:
         problems += _check_schedules(doc) + _check_model_params(doc)
     else:
         problems = _cross_check(doc, spec)
-    problems += _ownership_clashes(doc) + _shared_read_problems(doc)
+    if with_siblings:
+        problems += _ownership_clashes(doc) + _shared_read_problems(doc)
     return SpecReport(path, spec, tuple(problems), doc)
 
 
