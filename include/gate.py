@@ -19,12 +19,8 @@ from typing import Any
 
 import numpy as np
 
-# Metrics a gate may use, per task, and whether larger is better.
-METRICS: dict[str, dict[str, bool]] = {
-    "classification": {"auc": True, "accuracy": True, "precision": True, "recall": True, "f1": True,
-                       "logloss": False},
-    "regression": {"r2": True, "rmse": False, "mae": False},
-}
+from include.gate_metrics import METRICS
+
 RESAMPLES = 500
 SEED = 20261125  # fixed, so the same holdout and predictions always give the same intervals
 CHUNK = 25  # resamples scored per matrix product: bounds memory at CHUNK x rows weights

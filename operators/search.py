@@ -41,7 +41,7 @@ DS_TAG = "skylift.search.ds"  # the partition date, on the parent and on each tr
 
 def search_config(spec: PipelineSpec) -> dict[str, Any]:
     """What the search tasks need from `train.search`, with the direction resolved from the metric."""
-    from include.gate import METRICS
+    from include.gate_metrics import METRICS
 
     search, train = spec.train.search, spec.train
     higher_is_better = METRICS[train.task].get(search.metric, True)

@@ -241,15 +241,16 @@ def test_feature_job_must_exist(tmp_path, job, needle):
     assert str(err.value) == f"{path}:{line_of(path, 'job:')}: features.job: {needle}"
 
 
-def test_checking_the_feature_job_imports_neither_it_nor_pyspark():
-    """A fresh interpreter: in this one, other tests may have imported both already."""
+def test_checking_a_spec_imports_neither_its_feature_job_nor_pyspark_nor_numpy():
+    """A fresh interpreter: in this one, other tests may have imported them already. (numpy: the
+    gate's metrics are read at parse time, its arithmetic only when a deploy runs.)"""
     import json
     import subprocess
     import sys
 
     code = ("import json, sys; from operators.spec.loader import load_spec; "
             f"load_spec({str(ROOT / 'dags' / 'pipelines' / 'churn.yaml')!r}); "
-            "print(json.dumps(sorted(m for m in ('pyspark', 'include.features.churn') if m in sys.modules)))")
+            "print(json.dumps(sorted(m for m in ('pyspark', 'numpy', 'include.features.churn') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
