@@ -2,10 +2,12 @@
 
     .venv/bin/python -m benchmarks.bench_ingest [--rows 1000000] [--big-rows 10000000] [--repeat 5] [--quick]
 
-Skylift's side is what the ingest operator does with a drop's bytes: `read_drop` (the schema
-contract with row-level errors, key uniqueness, the partition date, SHA-256 of each file) and
-`Lake.publish` (staged Parquet, manifest, atomic publish). The baseline is pyarrow's `read_csv`
-with the contract's column types and `pq.write_table`. One drop of the sample generator's
+Skylift's side is what the ingest operator does with a drop: `DropStream` reads the file batch by
+batch (the schema contract with row-level errors, the partition date, SHA-256 of the file on the
+way, key uniqueness across batches) into `PartitionWriter.write_tables` (one Parquet part streamed
+to the lake and hashed as written), then the manifest and the atomic publish. It reads the file
+from disk; the baseline, pyarrow's `read_csv` with the contract's column types and `pq.write_table`,
+parses bytes already in memory. One drop of the sample generator's
 customer activity, one row per customer. `--big-rows` adds one run of each side on a larger drop
 for peak memory (not a ratio: one repetition).
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.common import Comparison, Side, emit, interleave, log, python_child, row_of
 
-PYARROW, SKYLIFT = "pyarrow read_csv (typed) + write_table", "Skylift read_drop + Lake.publish"
+PYARROW, SKYLIFT = "pyarrow read_csv (typed) + write_table", "Skylift DropStream + Lake.publish (streamed)"
 DAY = date(2026, 11, 24)
 
 

@@ -55,26 +55,34 @@ def ingest_pyarrow(csv: str, out: str) -> None:
 
 @side("ingest-skylift")
 def ingest_skylift(csv: str, out: str) -> None:
-    """The ingest stage's work on the same drop: `read_drop` (contract, key, date, checksums) and
-    `Lake.publish` (staged files, manifest, atomic publish)."""
-    from include.contracts import Contract, read_drop
+    """The ingest stage's work on the same drop, as `IngestOperator` does it: `DropStream` reads the
+    file batch by batch (contract, partition date, SHA-256 on the way; key across batches) into
+    `PartitionWriter.write_tables` (one Parquet part streamed to the lake, hashed as written), then
+    the manifest with the file's checksum and the atomic publish. It reads the file itself, where
+    the baseline parses bytes already in memory."""
+    from functools import partial
+
+    from include.contracts import Contract, DropStream
     from include.lake import Lake
 
     contract = Contract.from_file(CONTRACT)
-    data = Path(csv).read_bytes()
     lake = Lake(f"file://{out}/lake")
     ds = _ds_of(csv)
+    warm_up = Path(out) / "warm-up.csv"
+    warm_up.write_bytes(_head(Path(csv).read_bytes()))
 
-    def ingest(body: bytes, dataset: str):
-        drop = read_drop([(f"file://{csv}", body)], "csv", contract, date_column="event_date", ds=ds)
-        with lake.publish("raw", dataset, ds, inputs=[s.as_input() for s in drop.sources]) as writer:
-            writer.write_table(drop.table)
-        return drop
+    def ingest(path: Path, dataset: str):
+        stream = DropStream([(f"file://{path}", partial(open, path, "rb"))], "csv", contract,
+                            date_column="event_date", ds=ds)
+        with lake.publish("raw", dataset, ds) as writer:
+            writer.write_tables(stream.tables(), contract.arrow_schema)
+            writer.set_manifest_fields(inputs=[s.as_input() for s in stream.sources])
+        return writer.manifest
 
-    ingest(_head(data), "warm_up")
+    ingest(warm_up, "warm_up")
     start = time.perf_counter()
-    drop = ingest(data, "customer_activity")
-    report(seconds=time.perf_counter() - start, rows=drop.table.num_rows)
+    manifest = ingest(Path(csv), "customer_activity")
+    report(seconds=time.perf_counter() - start, rows=manifest.row_count)
 
 
 # ---- features -----------------------------------------------------------------------------------

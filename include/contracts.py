@@ -25,10 +25,16 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+import math
+import operator
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import date
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,6 +51,7 @@ TYPES: dict[str, pa.DataType] = {
     "date": pa.date32(),
     "timestamp": pa.timestamp("us"),
 }
+_TEXT = re.compile(rb"\S")  # a chunk with none of it is blank
 FORMATS = {"csv": (".csv",), "jsonl": (".jsonl", ".json", ".ndjson"), "parquet": (".parquet", ".pq")}
 MAX_SHOWN = 5
 EXCERPT = 80  # characters of an offending line shown in a message
@@ -159,6 +166,10 @@ class DropRead:
 
 
 ROW_POLICIES = ("fail", "quarantine")
+CHUNK_BYTES = 64 * 2**20  # text read per batch: memory holds one batch of a drop, not the drop
+PARQUET_BATCH_ROWS = 1_000_000
+
+Opener = Callable[[], BinaryIO]
 
 
 def read_drop(files: list[tuple[str, bytes]], fmt: str, contract: Contract,
@@ -168,83 +179,320 @@ def read_drop(files: list[tuple[str, bytes]], fmt: str, contract: Contract,
     `files` holds (uri, content) pairs, so the caller decides where bytes come from (disk, S3).
     `on_row_error="quarantine"` sets rows with bad cells aside (see `Rejected`) instead of failing.
     With `date_column`, every row must hold the partition date `ds` there (`check_partition_date`).
+    A drop too large to hold in memory is read batch by batch with `DropStream` instead.
     """
-    if fmt not in FORMATS:
-        raise ContractError(f"unknown source format {fmt!r}; use one of {sorted(FORMATS)}")
-    if on_row_error not in ROW_POLICIES:
-        raise ContractError(f"unknown row error policy {on_row_error!r}; use one of {list(ROW_POLICIES)}")
-    if not files:
-        raise ContractError("the drop holds no files")
-    quarantine = on_row_error == "quarantine"
-    tables, sources, origins, rejected = [], [], [], []
-    for uri, data in sorted(files):
-        sources.append(SourceFile(uri=uri, sha256=hashlib.sha256(data).hexdigest(), bytes=len(data)))
-        table, rows = _parse(uri, data, fmt, contract)
-        checked = _conform(table, contract, uri, rows, quarantine)
-        if checked.rejected and fmt == "csv" and not _all_text(table):
-            # The typed read lost the text of the rejected cells: read it again as text to keep it.
-            table, rows = _parse_csv(uri, data, contract, typed=False), _LineNumbers(data, skip=1)
-            checked = _conform(table, contract, uri, rows, quarantine)
-        tables.append(checked.table)
-        origins.append((uri, checked.rows, checked.table.num_rows))
-        rejected.extend(checked.rejected)
-    table = pa.concat_tables(tables)
-    if table.num_rows == 0 and not rejected:
-        raise ContractError(f"the drop is empty: {len(files)} file(s), 0 rows ({', '.join(u for u, _ in files)})")
-    if date_column:
-        check_partition_date(table, date_column, ds, origins)
-    check_key(table, contract, ", ".join(s.uri for s in sources), origins=origins)
-    return DropRead(table=table, sources=sources, rejected=tuple(rejected))
+    stream = DropStream([(uri, partial(io.BytesIO, data)) for uri, data in files], fmt, contract,
+                        on_row_error=on_row_error, date_column=date_column, ds=ds)
+    tables = list(stream.tables())
+    table = pa.concat_tables(tables) if tables else contract.arrow_schema.empty_table()
+    return DropRead(table=table, sources=stream.sources, rejected=tuple(stream.rejected))
+
+
+class DropStream:
+    """A drop held to its contract batch by batch: `tables()` yields the good rows of each batch
+    (typed, `contract.arrow_schema`) while it checks them, so a caller can write them out as they
+    come. Every check of `read_drop` runs: a batch's cells and partition date as it is read, the
+    key across all batches once the last is read (then `sources` and `rejected` are complete).
+
+    `files` holds (uri, opener) pairs; an opener returns the file's bytes as a binary stream,
+    read once, front to back (its SHA-256 is taken on the way). CSV and JSON lines are cut into
+    batches of whole lines (`chunk_bytes`), so row numbers in messages stay line numbers.
+    """
+
+    def __init__(self, files: list[tuple[str, Opener]], fmt: str, contract: Contract, on_row_error: str = "fail",
+                 date_column: str | None = None, ds: str | None = None, chunk_bytes: int = CHUNK_BYTES) -> None:
+        if fmt not in FORMATS:
+            raise ContractError(f"unknown source format {fmt!r}; use one of {sorted(FORMATS)}")
+        if on_row_error not in ROW_POLICIES:
+            raise ContractError(f"unknown row error policy {on_row_error!r}; use one of {list(ROW_POLICIES)}")
+        if not files:
+            raise ContractError("the drop holds no files")
+        self.files = sorted(files, key=lambda item: item[0])
+        self.fmt, self.contract, self.quarantine = fmt, contract, on_row_error == "quarantine"
+        self.date_column, self.ds, self.chunk_bytes = date_column, ds, chunk_bytes
+        self.sources: list[SourceFile] = []
+        self.rejected: list[Rejected] = []
+        self.rows = 0
+
+    def tables(self) -> Iterator[pa.Table]:
+        keys = _KeyCheck(self.contract)
+        for uri, opener in self.files:
+            with opener() as handle, _HashingReader(handle) as reader:
+                for table, numbers in self._batches(uri, reader):
+                    checked = self._conform(uri, table, numbers)
+                    origin = (uri, checked.rows, checked.table.num_rows)
+                    if self.date_column:
+                        check_partition_date(checked.table, self.date_column, self.ds, [origin])
+                    keys.add(checked.table, origin)
+                    self.rows += checked.table.num_rows
+                    self.rejected.extend(checked.rejected)
+                    yield checked.table
+                self.sources.append(SourceFile(uri=uri, sha256=reader.hexdigest(), bytes=reader.size))
+        if self.rows == 0 and not self.rejected:
+            raise ContractError(f"the drop is empty: {len(self.files)} file(s), 0 rows "
+                                f"({', '.join(uri for uri, _ in self.files)})")
+        keys.check(", ".join(s.uri for s in self.sources))
+
+    def _conform(self, uri: str, parsed: _Parsed, numbers: RowNumbers) -> _Conformed:
+        checked = _conform(parsed.table, self.contract, uri, numbers, self.quarantine)
+        if checked.rejected and parsed.text is not None and not _all_text(parsed.table):
+            # The typed read lost the text of the rejected cells: read the batch again as text to keep it.
+            checked = _conform(parsed.text(), self.contract, uri, numbers, self.quarantine)
+        return checked
+
+    def _batches(self, uri: str, reader: _HashingReader) -> Iterator[tuple[_Parsed, RowNumbers]]:
+        """Each batch of the file, parsed, with its row numbering."""
+        if self.fmt == "parquet":
+            yield from _parquet_batches(uri, reader.read())
+            return
+        empty, lines_before = True, 0
+        for cut in _line_chunks(reader, self.chunk_bytes, header=self.fmt == "csv"):
+            empty = False
+            lines_before += cut.blank_lines
+            chunk = replace(cut, offset=lines_before - cut.head_lines)
+            if self.fmt == "csv":
+                parsed = _parse_csv(uri, chunk, self.contract)
+                skip = 1
+            else:
+                parsed, skip = _Parsed(_parse_jsonl(uri, chunk)), 0
+            records = parsed.table.num_rows + skip
+            if parsed.blank_free:  # every line a record: no need to count them
+                numbers: RowNumbers = partial(operator.add, 1 + skip + chunk.offset)
+                lines = records
+            else:
+                newlines = chunk.data.count(b"\n")
+                numbers = _LineNumbers(chunk.data, skip, b"\r" if skip else b" \t\r", chunk.offset).compact(
+                    records, newlines)
+                lines = newlines
+            lines_before += lines - chunk.head_lines
+            yield parsed, numbers
+        if empty:
+            raise ContractError(f"{uri}: the file is empty ({reader.size} bytes)")
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A batch as read, and (typed CSV reads) how to read it again as text for rejected rows."""
+
+    table: pa.Table
+    text: Callable[[], pa.Table] | None = None
+    blank_free: bool = False  # known to hold no blank line: its n-th line is its n-th record
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Whole lines of a text file. Line numbers in `data` plus `offset` are the file's; so are byte
+    offsets plus `bytes_before`."""
+
+    data: bytes
+    offset: int = 0
+    bytes_before: int = 0
+    head_lines: int = 0  # lines of the header put in front of a chunk after the first
+    blank_lines: int = 0  # lines of blank chunks left out just before this one
+
+
+class _HashingReader:
+    """A binary stream read front to back, hashing and counting the bytes on the way. Each block
+    is hashed in a helper thread while the caller parses it (hashlib releases the GIL)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.digest, self.size = handle, hashlib.sha256(), 0
+        self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skylift-sha256")
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> _HashingReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._hashing.shutdown(wait=True)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self._hashed()
+        self._pending = self._hashing.submit(self.digest.update, data)  # in order: one block at a time
+        self.size += len(data)
+        return data
+
+    def hexdigest(self) -> str:
+        self._hashed()
+        return self.digest.hexdigest()
+
+    def _hashed(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+
+def _line_chunks(reader: _HashingReader, chunk_bytes: int, header: bool) -> Iterator[_Chunk]:
+    """The file in chunks of whole lines, blank chunks left out. With `header` (CSV), every chunk
+    after the first starts with the file's header line, so each parses on its own. Each byte is
+    copied at most once on its way into a chunk. Line offsets are the caller's to set (it knows how
+    many lines each chunk held without counting them, most of the time).
+    """
+    head, rest, bytes_before, blank_lines, first = b"", b"", 0, 0, True
+    while True:
+        block = reader.read(chunk_bytes)
+        if block and (block.rfind(b"\n") < 0 or (first and header and _header_end(rest + block) is None)):
+            rest += block  # no whole line yet (in a CSV: no whole header)
+            continue
+        cut = block.rfind(b"\n") + 1
+        tail = block if cut == len(block) else memoryview(block)[:cut]
+        prefix = b"" if first else head
+        data = tail if not prefix and not rest and isinstance(tail, bytes) else b"".join((prefix, rest, tail))
+        if first and header:
+            head = _header_line(data[:_header_end(data) or len(data)])
+        if _TEXT.search(rest) or _TEXT.search(tail):
+            yield _Chunk(data, bytes_before=bytes_before - len(prefix), head_lines=prefix.count(b"\n"),
+                         blank_lines=blank_lines)
+            blank_lines = 0
+        else:
+            blank_lines += data.count(b"\n") - prefix.count(b"\n")
+        bytes_before += len(data) - len(prefix)
+        rest, first = block[cut:], False
+        if not block:
+            return
+
+
+def _header_end(data: bytes) -> int | None:
+    """Where the line after the CSV header (the first non-blank line) starts, if it is whole."""
+    start = 0
+    while True:
+        end = data.find(b"\n", start)
+        if end < 0:
+            return None
+        if data[start:end].removeprefix(BOM).strip(b"\r"):
+            return end + 1
+        start = end + 1
+
+
+def _header_line(data: bytes) -> bytes:
+    """The header line itself (no BOM, no blank lines before it), with its line end."""
+    for line in io.BytesIO(data.removeprefix(BOM)):
+        if line.strip(b"\r\n"):
+            return line
+    return b""
+
+
+def _parquet_batches(uri: str, data: bytes) -> Iterator[tuple[_Parsed, RowNumbers]]:
+    import pyarrow.parquet as pq
+
+    if not data.strip():
+        raise ContractError(f"{uri}: the file is empty ({len(data)} bytes)")
+    first = 0
+    try:
+        batches = pq.ParquetFile(io.BytesIO(data)).iter_batches(batch_size=PARQUET_BATCH_ROWS)
+        for batch in batches:
+            yield _Parsed(pa.Table.from_batches([batch])), partial(operator.add, first + 1)
+            first += batch.num_rows
+        if first == 0:
+            yield _Parsed(pq.read_schema(io.BytesIO(data)).empty_table()), partial(operator.add, 1)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise ContractError(f"{uri}: cannot be read as parquet (truncated or corrupt?): {exc}") from exc
+
+
+class _KeyCheck:
+    """The contract's key, unique across every batch of a drop. A key column that only ever grows
+    (a drop exported in key order) is unique without grouping; otherwise the kept key columns
+    are grouped once the last batch is in."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.keys: list[pa.Table] = []
+        self.origins: list[tuple[str, RowNumbers, int]] = []
+        self.ascending = len(contract.key) == 1
+
+    def add(self, table: pa.Table, origin: tuple[str, RowNumbers, int]) -> None:
+        if not self.contract.key or not table.num_rows:
+            return
+        keys = table.select(list(self.contract.key))
+        if self.ascending:
+            previous = self.keys[-1].column(0)[-1:] if self.keys else keys.column(0)[:0]
+            self.ascending = _strictly_ascending(pa.chunked_array([*previous.chunks, *keys.column(0).chunks],
+                                                                  keys.column(0).type))
+        self.keys.append(keys)
+        self.origins.append(origin)
+
+    def check(self, where: str) -> None:
+        if self.contract.key and self.keys and not self.ascending:
+            check_key(pa.concat_tables(self.keys), self.contract, where, origins=self.origins)
+
+
+def _strictly_ascending(values: pa.ChunkedArray) -> bool:
+    """Every value greater than the one before (so none repeats); a null anywhere answers False."""
+    values = values.combine_chunks()
+    if len(values) < 2:
+        return values.null_count == 0
+    after = pc.greater(values.slice(1), values.slice(0, len(values) - 1))
+    return values.null_count == 0 and bool(pc.all(after).as_py())
 
 
 def _all_text(table: pa.Table) -> bool:
     return all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in table.schema.types)
 
 
-def _parse(uri: str, data: bytes, fmt: str, contract: Contract) -> tuple[pa.Table, RowNumbers]:
-    """The file as a table, and how to turn a row's position in it into the number a person sees."""
-    import pyarrow.parquet as pq
-
-    if not data.strip():
-        raise ContractError(f"{uri}: the file is empty ({len(data)} bytes)")
-    if fmt == "csv":
-        return _parse_csv(uri, data, contract), _LineNumbers(data, skip=1)
-    if fmt == "jsonl":
-        return _parse_jsonl(uri, data), _LineNumbers(data, skip=0, strip=b" \t\r")
-    try:
-        return pq.read_table(io.BytesIO(data)), lambda index: index + 1
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise ContractError(f"{uri}: cannot be read as parquet (truncated or corrupt?): {exc}") from exc
-
-
-def _parse_csv(uri: str, data: bytes, contract: Contract, typed: bool = True) -> pa.Table:
+def _parse_csv(uri: str, chunk: _Chunk, contract: Contract) -> _Parsed:
+    """One chunk of a CSV file. A good chunk is read with its declared types in one pass; anything
+    Arrow refuses falls through to a text read, whose casts in `conform` name the offending rows."""
     import pyarrow.csv as pacsv
 
-    _check_utf8(uri, data, csv_header=True)
-    header = _csv_header(data)
+    data = chunk.data
+    try:
+        header = _csv_header(data)
+    except UnicodeDecodeError:
+        _check_utf8(uri, chunk, csv_header=True)
+        raise
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise ContractError(f"{uri}: the header names column(s) {duplicated} more than once")
-    if typed and sorted(header) == sorted(contract.names):
-        # Fast path: a good drop is read with its declared types in one pass. Anything Arrow
-        # refuses falls through to the text read below, whose casts name the offending rows.
+    if sorted(header) == sorted(contract.names):
+        typed = partial(_read_csv_typed, data, contract)
+        text = partial(_read_csv_text, uri, chunk, header)
         try:
-            return pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(
-                column_types={c.name: c.arrow_type for c in contract.columns}, strings_can_be_null=True,
-                null_values=[""], true_values=["true", "True", "TRUE"], false_values=["false", "False", "FALSE"]))
+            # Arrow checks the text columns are UTF-8; the others parsed as numbers, dates or booleans.
+            # Blank lines kept as rows of nulls: with no such row, lines need not be counted.
+            table = typed(parse_options=pacsv.ParseOptions(ignore_empty_lines=False))
+            if not _has_empty_rows(table):
+                return _Parsed(table, text, blank_free=True)
+            return _Parsed(typed(), text)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError):
             pass
+    return _Parsed(_read_csv_text(uri, chunk, header))
+
+
+def _read_csv_typed(data: bytes, contract: Contract, **options: Any) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    return pacsv.read_csv(pa.BufferReader(data), convert_options=pacsv.ConvertOptions(
+        column_types={c.name: c.arrow_type for c in contract.columns}, strings_can_be_null=True,
+        null_values=[""], true_values=["true", "True", "TRUE"], false_values=["false", "False", "FALSE"]), **options)
+
+
+def _has_empty_rows(table: pa.Table) -> bool:
+    """Whether a row is null in every column (a blank line, or one of empty cells)."""
+    if not table.num_rows or any(column.null_count == 0 for column in table.columns):
+        return bool(table.num_rows) and not table.num_columns
+    empty = pc.is_null(table.column(0))
+    for column in table.columns[1:]:
+        empty = pc.and_(empty, pc.is_null(column))
+    return bool(pc.any(empty).as_py())
+
+
+def _read_csv_text(uri: str, chunk: _Chunk, header: list[str]) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    _check_utf8(uri, chunk, csv_header=True)
     try:
         # Every column is read as text so conversion errors can be pinned to rows in `conform`.
         return pacsv.read_csv(
-            io.BytesIO(data),
+            pa.BufferReader(chunk.data),
             convert_options=pacsv.ConvertOptions(
                 # Only an empty cell is missing: "NA" or "null" in a text column is text.
                 column_types={n: pa.string() for n in header}, strings_can_be_null=True, null_values=[""]
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        raise ContractError(f"{uri}: cannot be read as csv: {_csv_problem(data, len(header)) or exc}") from exc
+        problem = _csv_problem(chunk.data, len(header), chunk.offset)
+        raise ContractError(f"{uri}: cannot be read as csv: {problem or exc}") from exc
 
 
 def _csv_header(data: bytes) -> list[str]:
@@ -256,8 +504,8 @@ def _csv_header(data: bytes) -> list[str]:
     return []
 
 
-def _csv_problem(data: bytes, width: int) -> str | None:
-    """Why the CSV reader gave up, pinned to a line (only called when it did)."""
+def _csv_problem(data: bytes, width: int, offset: int = 0) -> str | None:
+    """Why the CSV reader gave up, pinned to a line (only called when it did); `offset` as in `_Chunk`."""
     lines = data.split(b"\n")
     for number, raw in enumerate(lines[1:], start=2):
         line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
@@ -272,7 +520,7 @@ def _csv_problem(data: bytes, width: int) -> str | None:
             hint = " (a quote is not closed on this line)"
         else:
             hint = ""
-        return f"line {number} has {fields} field(s) where the header has {width}{hint}: {_excerpt(line)}"
+        return f"line {number + offset} has {fields} field(s) where the header has {width}{hint}: {_excerpt(line)}"
     return None
 
 
@@ -280,23 +528,23 @@ def _excerpt(line: str) -> str:
     return repr(line if len(line) <= EXCERPT else line[:EXCERPT] + "...")
 
 
-def _parse_jsonl(uri: str, data: bytes) -> pa.Table:
+def _parse_jsonl(uri: str, chunk: _Chunk) -> pa.Table:
     import pyarrow.json as pajson
 
-    _check_utf8(uri, data)
+    _check_utf8(uri, chunk)
     try:
-        return pajson.read_json(io.BytesIO(data))
+        return pajson.read_json(pa.BufferReader(chunk.data))
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         # Arrow's message counts rows within a block; read line by line to say where and why.
-        return _jsonl_as_text(uri, data, exc)
+        return _jsonl_as_text(uri, chunk.data, exc, chunk.offset)
 
 
-def _jsonl_as_text(uri: str, data: bytes, arrow_error: Exception) -> pa.Table:
+def _jsonl_as_text(uri: str, data: bytes, arrow_error: Exception, offset: int = 0) -> pa.Table:
     """Parse JSON lines one by one. A line that is not a JSON object is an error; otherwise every
     value becomes text, so that `conform` reports a value of the wrong type with its line.
     """
     records: list[dict[str, Any]] = []
-    for number, line in enumerate(data.decode().split("\n"), start=1):
+    for number, line in enumerate(data.decode().split("\n"), start=1 + offset):
         if not line.strip():
             continue
         try:
@@ -325,16 +573,17 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value)  # true/false, numbers, and nested values as JSON text
 
 
-def _check_utf8(uri: str, data: bytes, csv_header: bool = False) -> None:
+def _check_utf8(uri: str, chunk: _Chunk, csv_header: bool = False) -> None:
+    data = chunk.data
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1 + chunk.offset
         column = _csv_column_at(data, exc.start) if csv_header else None
         where = f"column {column!r}: " if column else ""
         raise ContractError(
             f"{uri}: line {line} is not valid UTF-8 ({where}byte {data[exc.start:exc.start + 1]!r} at offset "
-            f"{exc.start}); re-export the drop as UTF-8"
+            f"{exc.start + chunk.bytes_before}); re-export the drop as UTF-8"
         ) from exc
 
 
@@ -353,22 +602,38 @@ def _csv_column_at(data: bytes, offset: int) -> str | None:
 
 
 class _LineNumbers:
-    """Line numbers of the records of a text file, skipping `skip` leading records (the CSV header).
+    """Line numbers of the records of a text file, skipping `skip` leading records (the CSV header);
+    `offset` is added (lines of the file before a chunk).
 
     The readers skip blank lines (CSV: empty ones; JSON lines: whitespace-only ones too), so the
     n-th record is not always on line n + 1. Worked out only when a message needs it.
     """
 
-    def __init__(self, data: bytes, skip: int, strip: bytes = b"\r") -> None:
-        self.data, self.skip, self.strip = data, skip, strip
+    def __init__(self, data: bytes, skip: int, strip: bytes = b"\r", offset: int = 0) -> None:
+        self.data, self.skip, self.strip, self.offset = data, skip, strip, offset
         self._lines: list[int] | None = None
 
     def __call__(self, index: int) -> int:
         if self._lines is None:
             self._lines = [
-                number for number, line in enumerate(self.data.split(b"\n"), start=1) if line.strip(self.strip)
+                number for number, line in enumerate(self.data.split(b"\n"), start=1 + self.offset)
+                if line.strip(self.strip)
             ][self.skip:]
-        return self._lines[index] if 0 <= index < len(self._lines) else index + 1 + self.skip
+        return self._lines[index] if 0 <= index < len(self._lines) else index + 1 + self.skip + self.offset
+
+    def compact(self, records: int, newlines: int) -> RowNumbers:
+        """The same numbering without holding the chunk (kept for messages after it is gone): an
+        offset when every line is a record, else the line numbers themselves. `newlines`: line
+        ends in the chunk (counted once, by the caller)."""
+        data, end = self.data, len(self.data)
+        while end and data[end - 1] in b" \t\r\n":  # trailing blank lines: not records
+            end -= 1
+            newlines -= data[end] == ord("\n")
+        if newlines + 1 == records and not data[:1].isspace():
+            return partial(operator.add, 1 + self.skip + self.offset)
+        self(0)
+        lines = pa.array(self._lines or [], pa.int64())
+        return lambda index: lines[index].as_py() if 0 <= index < len(lines) else index + 1 + self.skip + self.offset
 
 
 def conform(table: pa.Table, contract: Contract, uri: str, first_row: int = 1,
@@ -460,7 +725,7 @@ def _check_column(values: pa.ChunkedArray, column: Column, uri: str, number: Row
                                      f"{where} expects {column.type}, got unparseable value(s) at {detail}"))
         if limit is not None:  # `fail` reports this first; the column was not cast
             return values, problems
-    if column.is_float and not column.allow_infinity:
+    if column.is_float and not column.allow_infinity and _may_be_infinite(typed):
         infinite = _positions(pc.fill_null(pc.is_inf(typed), False), limit)
         if infinite:
             shown = typed.take(pa.array(infinite[:MAX_SHOWN])).to_pylist()
@@ -469,7 +734,7 @@ def _check_column(values: pa.ChunkedArray, column: Column, uri: str, number: Row
                 column, infinite, f"contract: {name} is infinite",
                 f"{where} expects finite {column.type} values, got infinite value(s) at {detail} "
                 "(set allow_infinity: true on the column to accept them)"))
-    if not column.nullable:
+    if not column.nullable and typed.null_count:
         missing = pc.is_null(typed)
         if unparseable:  # an unparseable cell is reported as such, not again as null
             missing = pc.and_(missing, pc.invert(pc.is_in(pa.array(range(len(typed)), pa.int64()),
@@ -481,6 +746,12 @@ def _check_column(values: pa.ChunkedArray, column: Column, uri: str, number: Row
             problems.append(_CellProblem(column, nulls, f"contract: {name} must not be null",
                                          f"{where} must not be null; null in row(s) {shown}{hint}"))
     return typed, problems
+
+
+def _may_be_infinite(values: pa.ChunkedArray) -> bool:
+    """False when no value is infinite: its extremes (NaN aside) are finite; one pass, no mask."""
+    extremes = pc.min_max(values).as_py()
+    return any(v is not None and math.isinf(v) for v in extremes.values())
 
 
 def _nan_mask(values: pa.ChunkedArray) -> pa.ChunkedArray | None:
@@ -617,6 +888,10 @@ def check_partition_date(table: pa.Table, column: str, ds: str | None,
     values = table.column(column)
     if pa.types.is_timestamp(values.type):
         values = pc.cast(values, pa.date32())
+    if _is_date(ds) and pa.types.is_date32(values.type):  # compared as dates: no text per row
+        wrong = pc.fill_null(pc.not_equal(values, pa.scalar(date.fromisoformat(ds), pa.date32())), True)
+        if not pc.any(wrong).as_py():
+            return
     text = pc.cast(values, pa.string())
     wrong = pc.fill_null(pc.not_equal(text, pa.scalar(ds, pa.string())), True)
     if not pc.any(wrong).as_py():
@@ -628,6 +903,13 @@ def check_partition_date(table: pa.Table, column: str, ds: str | None,
             positions = pc.indices_nonzero(part).to_pylist()
             _wrong_date(uri, column, ds, text.slice(offset, count).take(positions).to_pylist(), positions, number)
         offset += count
+
+
+def _is_date(ds: str | None) -> bool:
+    try:
+        return ds is not None and date.fromisoformat(ds).isoformat() == ds
+    except ValueError:
+        return False
 
 
 def _wrong_date(uri: str, column: str, ds: str | None, found: list[str | None], positions: list[int],
@@ -656,7 +938,7 @@ def _row_ranges(rows: list[int]) -> str:
 
 
 def _date_hint(ds: str | None, found: set[str | None]) -> str:
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     yesterday = (date.fromisoformat(ds) - timedelta(days=1)).isoformat() if ds else None
     if found == {yesterday}:

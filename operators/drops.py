@@ -177,19 +177,43 @@ def manifest_gaps(listing: DropListing, fmt: str, manifest: DropManifest, name: 
 def content_gaps(manifest: DropManifest | None, read: dict[str, bytes], name: str | None) -> list[str]:
     """Files whose content as read (name -> bytes) differs from the manifest's size or SHA-256:
     changed after the manifest was written, or between listing and reading."""
+    return digest_gaps(manifest, {n: FileDigest(len(d), hashlib.sha256(d).hexdigest()) for n, d in read.items()},
+                       name)
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """What a file held as read: its size and SHA-256 (hex)."""
+
+    size: int
+    sha256: str
+
+
+def digest_gaps(manifest: DropManifest | None, read: dict[str, FileDigest], name: str | None) -> list[str]:
+    """`content_gaps` from the size and SHA-256 taken while the files were read (name -> digest)."""
     if manifest is None:
         return []
     gaps = []
     for entry in manifest.files:
-        data = read.get(entry.name)
-        if data is None:
+        found = read.get(entry.name)
+        if found is None:
             continue
-        if len(data) != entry.size:
-            gaps.append(f"{entry.name} was read with {len(data)} bytes where {name} says {entry.size}")
-        elif entry.sha256 and hashlib.sha256(data).hexdigest() != entry.sha256.lower():
+        if found.size != entry.size:
+            gaps.append(f"{entry.name} was read with {found.size} bytes where {name} says {entry.size}")
+        elif entry.sha256 and found.sha256 != entry.sha256.lower():
             gaps.append(f"{entry.name}: its SHA-256 is not the one {name} lists (changed after the manifest "
                         "was written?)")
     return gaps
+
+
+def digest_file(fs: Any, path: str, block: int = 8 * 2**20) -> FileDigest:
+    """Size and SHA-256 of a file, read in blocks (a drop's file may not fit in memory)."""
+    digest, size = hashlib.sha256(), 0
+    with fs.open(path, "rb") as handle:
+        while data := handle.read(block):
+            digest.update(data)
+            size += len(data)
+    return FileDigest(size, digest.hexdigest())
 
 
 def settle_gaps(listing: DropListing, settle_seconds: float, now: float) -> list[str]:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
+from functools import partial
 from typing import Any
 
 from operators.base import SkyliftOperator, file_digest, partition_date
-from operators.drops import content_gaps, inspect_drop, render_drop_uri, require_complete
+from operators.drops import (
+    DropState,
+    FileDigest,
+    digest_file,
+    digest_gaps,
+    inspect_drop,
+    render_drop_uri,
+    require_complete,
+)
 from operators.hooks.lake import LakeHook
 from operators.spec.loader import resolve_file
 from operators.spec.models import CompletionSpec
@@ -37,7 +45,7 @@ class IngestOperator(SkyliftOperator):
         self.on_row_error = on_row_error
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from include.contracts import Contract, read_drop
+        from include.contracts import Contract
 
         ds = partition_date(context)
         contract_path = resolve_file(self.schema_file)
@@ -45,14 +53,12 @@ class IngestOperator(SkyliftOperator):
         drops = LakeHook(root=self.settings.drops_root, conn_id=self.settings.lake_conn_id)
         uri = render_drop_uri(self.source_uri, ds, self.settings.drops_root)
         fs, path = _filesystem(uri, drops.storage_options() if uri.startswith("s3") else {})
-        contents = self._read_whole_drop(fs, path, uri, ds)
+        drop = self._whole_drop(fs, path, uri, ds)
         date_check = {"date_column": self.completion.date_column} if self.completion.date_column else {}
-        key = self.build_key([(u, hashlib.sha256(data).hexdigest()) for u, data in sorted(contents)],
-                             contract=file_digest(contract_path), format=self.source_format,
-                             on_row_error=self.on_row_error, **date_check)
-        manifest = self.unchanged(context, "raw", self.dataset, ds, key) or self._publish(
-            context, ds, uri, key, read_drop(contents, self.source_format, contract, on_row_error=self.on_row_error,
-                                             ds=ds, **date_check))
+        config = {"contract": file_digest(contract_path), "format": self.source_format,
+                  "on_row_error": self.on_row_error, **date_check}
+        manifest = (self._kept(context, ds, fs, uri, drop, config)
+                    or self._ingest(context, ds, fs, uri, drop, contract, config))
         self.log.info("raw/%s/ds=%s: %d rows, schema %s", self.dataset, ds, manifest.row_count, manifest.schema_hash)
         rejected = manifest.extra.get("rejected_rows", 0)
         if rejected:
@@ -61,34 +67,72 @@ class IngestOperator(SkyliftOperator):
         return {"ds": ds, "rows": manifest.row_count, "rejected": rejected,
                 "partition": self.lake.partition_uri("raw", self.dataset, ds)}
 
-    def _read_whole_drop(self, fs: Any, path: str, uri: str, ds: str) -> list[tuple[str, bytes]]:
-        """The drop's files as (uri, content), only once the drop is whole by the spec's completion
-        rules: a run without the sensor (a re-run, a manual trigger) must not ingest half a drop."""
+    def _whole_drop(self, fs: Any, path: str, uri: str, ds: str) -> DropState:
+        """The drop's listing, only once the drop is whole by the spec's completion rules: a run
+        without the sensor (a re-run, a manual trigger) must not ingest half a drop."""
         drop = inspect_drop(fs, path, self.source_format, self.completion, now=time.time())
         require_complete(drop, uri, ds, self.source_format)
-        self.log.info("reading %d file(s) from %s", len(drop.listing.data), uri)
-        contents = [(_as_uri(fs, f.path), fs.cat_file(f.path)) for f in drop.listing.data]
-        read = {f.name: data for f, (_, data) in zip(drop.listing.data, contents, strict=True)}
-        require_complete(drop.also_missing(content_gaps(drop.manifest, read, self.completion.manifest)),
-                         uri, ds, self.source_format)
-        return contents
+        return drop
 
-    def _publish(self, context: Any, ds: str, uri: str, key: str, drop: Any) -> Any:
+    def _kept(self, context: Any, ds: str, fs: Any, uri: str, drop: DropState, config: dict[str, Any]) -> Any:
+        """The raw partition, kept, if it was built from this very drop. Telling so takes a read of
+        the drop to hash it, so only a partition whose inputs are these files at these sizes (a
+        re-run, a retry) is asked; a new drop is hashed on its one read, while it is ingested."""
+        from include.errors import DamagedPartition
+
+        if (context.get("params") or {}).get("rebuild"):
+            return None
+        try:
+            current = self.lake.manifest("raw", self.dataset, ds)
+        except DamagedPartition:
+            return None  # rebuilt below: a plain retry heals it
+        listed = sorted((_as_uri(fs, f.path), f.size) for f in drop.listing.data)
+        if current is None or sorted((i.get("source"), i.get("bytes")) for i in current.inputs) != listed:
+            return None
+        digests = {f.name: digest_file(fs, f.path) for f in drop.listing.data}
+        self._require_as_listed(drop, digests, uri, ds)
+        key = self.build_key(sorted((_as_uri(fs, f.path), digests[f.name].sha256) for f in drop.listing.data),
+                             **config)
+        return self.unchanged(context, "raw", self.dataset, ds, key)
+
+    def _ingest(self, context: Any, ds: str, fs: Any, uri: str, drop: DropState, contract: Any,
+                config: dict[str, Any]) -> Any:
+        """Read the drop batch by batch into the raw partition's part file, then publish it with the
+        files' checksums (taken on the same read) and the rejected rows."""
+        from include.contracts import DropStream
+        from include.errors import ContractError
         from include.quarantine import REJECTED_FILE, describe_rejected, encode_rejected
 
-        extra = {"source_uri": uri, "writer": self.run_identity(context), "build_key": key}
-        if drop.rejected:
-            extra.update(rejected_rows=len(drop.rejected), rejected_reasons=describe_rejected(list(drop.rejected)))
-        with self.publish(
-            "raw", self.dataset, ds,
-            run_id=context["ti"].run_id,
-            inputs=[s.as_input() for s in drop.sources],
-            extra=extra,
-        ) as writer:
-            writer.write_table(drop.table)
-            if drop.rejected:  # listed by the manifest: the raw partition keeps every row of the drop
-                writer.write_bytes(REJECTED_FILE, encode_rejected(drop.rejected))
+        names = {_as_uri(fs, f.path): f.name for f in drop.listing.data}
+        stream = DropStream([(u, partial(fs.open, f.path, "rb")) for u, f in zip(names, drop.listing.data,
+                                                                                  strict=True)],
+                            self.source_format, contract, on_row_error=self.on_row_error, ds=ds,
+                            date_column=self.completion.date_column)
+        self.log.info("reading %d file(s) from %s", len(names), uri)
+        extra = {"source_uri": uri, "writer": self.run_identity(context)}
+        with self.publish("raw", self.dataset, ds, run_id=context["ti"].run_id, extra=extra) as writer:
+            try:
+                writer.write_tables(stream.tables(), contract.arrow_schema)
+            except ContractError:
+                # A file rewritten after the uploader's manifest is an unfinished upload, not bad data.
+                if drop.manifest is not None:
+                    self._require_as_listed(drop, {f.name: digest_file(fs, f.path) for f in drop.listing.data},
+                                            uri, ds)
+                raise
+            self._require_as_listed(drop, {names[s.uri]: FileDigest(s.bytes, s.sha256) for s in stream.sources},
+                                    uri, ds)
+            found = {"build_key": self.build_key([(s.uri, s.sha256) for s in stream.sources], **config)}
+            if stream.rejected:
+                found.update(rejected_rows=len(stream.rejected), rejected_reasons=describe_rejected(stream.rejected))
+                # listed by the manifest: the raw partition keeps every row of the drop
+                writer.write_bytes(REJECTED_FILE, encode_rejected(stream.rejected))
+            writer.set_manifest_fields(inputs=[s.as_input() for s in stream.sources], extra=found)
         return writer.manifest
+
+    def _require_as_listed(self, drop: DropState, read: dict[str, FileDigest], uri: str, ds: str) -> None:
+        """Refuse files whose bytes as read are not those the uploader's manifest lists."""
+        require_complete(drop.also_missing(digest_gaps(drop.manifest, read, self.completion.manifest)),
+                         uri, ds, self.source_format)
 
 
 def _filesystem(uri: str, options: dict[str, Any]):

@@ -32,9 +32,11 @@ import hashlib
 import io
 import logging
 import os
+import queue
 import re
 import secrets
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -576,6 +578,7 @@ class PartitionWriter:
         self.fields = dict(manifest_fields)
         self.entries: list[FileEntry] = []
         self.schema: pa.Schema | None = None
+        self._open: list[str] = []  # physical files being streamed: removed too if the attempt aborts
         if lake.is_local:  # S3 has no folders to make
             lake.fs.makedirs(self.folder, exist_ok=True)
         # The published state this attempt builds on: the manifest is replaced only if still this one.
@@ -583,17 +586,53 @@ class PartitionWriter:
 
     def write_table(self, table: pa.Table) -> FileEntry:
         """Write one Parquet part file; all parts of a partition must share one schema."""
-        if self.schema is not None and not table.schema.equals(self.schema):
-            raise LakeError(
-                f"part files of {self.zone}/{self.dataset}/ds={self.ds} disagree on schema: "
-                f"{self.schema} vs {table.schema}"
-            )
-        self.schema = table.schema
+        self._check_schema(table.schema)
         sink = io.BytesIO()
         pq.write_table(table, sink, compression="zstd")
         index = len(self.entries)
         name = f"part-{index:05d}.parquet"
         return self._put(name, f"part-{index:05d}-{self.attempt}.parquet", sink.getvalue(), table.num_rows)
+
+    def write_tables(self, tables: Iterable[pa.Table], schema: pa.Schema) -> FileEntry:
+        """Write one Parquet part file from tables that arrive one at a time (each of `schema`),
+        straight to the store as they come: memory holds two tables (the next one is made in a
+        background thread while this one is written), not the partition. Its size and SHA-256 are
+        taken from the bytes on their way out, so the file is never read back."""
+        self._check_schema(schema)
+        index = len(self.entries)
+        name, physical = f"part-{index:05d}.parquet", f"part-{index:05d}-{self.attempt}.parquet"
+        self._check_new(name)
+        self._open.append(physical)
+        rows = 0
+        with self.lake.fs.open(f"{self.folder}/{physical}", "wb") as handle:
+            sink = _HashingSink(handle)
+            with pq.ParquetWriter(sink, schema, compression="zstd") as parquet:
+                for table in _MadeAhead(tables):
+                    if table.num_rows:
+                        parquet.write_table(table)
+                        rows += table.num_rows
+        entry = FileEntry(name=name, path=physical, bytes=sink.size, sha256=sink.hexdigest(), rows=rows)
+        self.entries.append(entry)
+        self._open.remove(physical)
+        return entry
+
+    def set_manifest_fields(self, **fields: Any) -> None:
+        """Manifest fields known only once the files are written (e.g. checksums of inputs read on
+        the way); `extra` is merged into the `extra` given at the start."""
+        extra = {**self.fields.get("extra", {}), **fields.pop("extra", {})}
+        self.fields.update(fields, extra=extra)
+
+    def _check_schema(self, schema: pa.Schema) -> None:
+        if self.schema is not None and not schema.equals(self.schema):
+            raise LakeError(
+                f"part files of {self.zone}/{self.dataset}/ds={self.ds} disagree on schema: "
+                f"{self.schema} vs {schema}"
+            )
+        self.schema = schema
+
+    def _check_new(self, name: str) -> None:
+        if any(e.name == name for e in self.entries):
+            raise LakeError(f"file {name!r} written twice to {self.zone}/{self.dataset}/ds={self.ds}")
 
     def write_bytes(self, name: str, data: bytes) -> FileEntry:
         """Write a non-tabular file (a report, a plot) under a logical name."""
@@ -614,8 +653,7 @@ class PartitionWriter:
         return self._put(f"part-{index:05d}.parquet", f"part-{index:05d}-{self.attempt}.parquet", data, meta.num_rows)
 
     def _put(self, name: str, physical: str, data: bytes, rows: int | None) -> FileEntry:
-        if any(e.name == name for e in self.entries):
-            raise LakeError(f"file {name!r} written twice to {self.zone}/{self.dataset}/ds={self.ds}")
+        self._check_new(name)
         self.lake.fs.pipe_file(f"{self.folder}/{physical}", data)
         entry = FileEntry(name=name, path=physical, bytes=len(data), sha256=sha256_bytes(data), rows=rows)
         self.entries.append(entry)
@@ -678,11 +716,85 @@ class PartitionWriter:
         return f"attempt {current.attempt}, run {current.run_id or 'unknown'}"
 
     def abort(self) -> None:
-        for entry in self.entries:
+        for path in [e.path for e in self.entries] + self._open:
             try:
-                self.lake.fs.rm_file(f"{self.folder}/{entry.path}")
+                self.lake.fs.rm_file(f"{self.folder}/{path}")
             except FileNotFoundError:
                 pass
+
+
+class _MadeAhead:
+    """`items`, each made in a background thread while the one before is used by the caller
+    (Arrow's CSV reader and Parquet writer release the GIL, so parsing and writing overlap). What
+    the producer raises is raised to the caller, in order; if the caller stops early, so does it."""
+
+    _DONE = object()
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items
+        self.ready: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+
+    def __iter__(self) -> Iterator[Any]:
+        producer = threading.Thread(target=self._produce, name="skylift-made-ahead", daemon=True)
+        producer.start()
+        try:
+            while True:
+                item, error = self.ready.get()
+                if error is not None:
+                    raise error
+                if item is self._DONE:
+                    return
+                yield item
+        finally:
+            self.stop.set()
+            producer.join()
+            close = getattr(self.items, "close", None)
+            if close is not None:
+                close()  # a generator left early runs its clean-up (open files) now
+
+    def _produce(self) -> None:
+        try:
+            for item in self.items:
+                if not self._hand_over(item):
+                    return
+            self._hand_over(self._DONE)
+        except BaseException as exc:  # handed to the caller, which raises it
+            self._hand_over(self._DONE, exc)
+
+    def _hand_over(self, item: Any, error: BaseException | None = None) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.ready.put((item, error), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class _HashingSink:
+    """A binary file being written, hashing and counting the bytes on their way to it."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.digest, self.size = handle, hashlib.sha256(), 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.closed = True  # the handle is closed by its owner
+
+    def tell(self) -> int:
+        return self.size
+
+    def hexdigest(self) -> str:
+        return self.digest.hexdigest()
 
 
 def schema_hash(schema: pa.Schema) -> str:
