@@ -13,7 +13,8 @@
     skylift serve PIPELINE [--port N]            HTTP predictions from the pipeline's champion, following the alias
     skylift verify [ZONE[/DATASET[/DS]]]         check lake partitions' files against their manifests
     skylift history MODEL                        every promotion, rejection and rollback of a model
-    skylift rollback MODEL [--to VERSION]        return the champion to an earlier version (smoke-tested)
+    skylift rollback MODEL [--to VERSION]        return the champion (and its deploy target) to an earlier version
+                                                 (smoke-tested; --pipeline NAME when two specs register MODEL)
 
 The demo sets up an embedded Airflow (SQLite, under `.demo/`) before Airflow is imported.
 """
