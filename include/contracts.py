@@ -8,8 +8,9 @@ Rows are numbered the way a person finds them in the file: for CSV and JSON line
 is the line number in the file (the CSV header is line 1, blank lines count); for Parquet it is
 the row's position, from 1.
 
-A drop is read in batches (`DropStream`: whole lines of text, row groups of Parquet), so memory
-holds one batch, not the drop; cells and dates are checked per batch, the key across batches.
+A drop is read in batches (`DropStream`: whole lines of text; Parquet in row batches from its
+bytes, which are held whole), so memory holds one batch of a text drop, not the drop; cells and
+dates are checked per batch, the key across batches.
 
 Missing values and infinities: in a numeric column NaN (`nan`, `NaN`, a Parquet or JSON NaN) is
 a missing value like an empty cell, so it becomes null and `nullable: false` refuses it. An
