@@ -59,7 +59,7 @@ def structure_command(path: str, out: str) -> None:
         tasks = [{"task_id": t.task_id, "upstream": sorted(t.upstream_task_ids)} for t in dag.topological_sort()]
         files.setdefault(Path(dag.fileloc).stem, []).append({
             "dag_id": dag.dag_id,
-            "schedule": getattr(dag.timetable, "_expression", None),
+            "schedule": getattr(dag.timetable, "expression", None),  # Airflow 3's cron timetables
             "tags": sorted(dag.tags),
             "owner": dag.owner,
             "retries": dag.default_args.get("retries", 0),
