@@ -122,6 +122,7 @@ def test_a_rollback_the_deployment_cannot_serve_puts_alias_and_deployment_back(d
     model = deployed["model"]
     assert main(["rollback", model, "--project", str(deployed["root"]), "--rows", "5"]) == 1
     err = capsys.readouterr().err
+    err = err[err.index(f"rolling model {model!r}"):]  # stderr may hold other tests' stray log lines before it
     assert err.startswith(f"rolling model {model!r} back to version 1 failed: deploy target kubernetes could not "
                           f"serve it (")
     assert "does not answer like batch scoring of version 1: 5 of 5 smoke-test rows differ" in err, err
