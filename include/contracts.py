@@ -170,7 +170,7 @@ class DropRead:
 
 
 ROW_POLICIES = ("fail", "quarantine")
-CHUNK_BYTES = 64 * 2**20  # text read per batch: memory holds one batch of a drop, not the drop
+CHUNK_BYTES = 32 * 2**20  # text read per batch: memory holds one batch of a drop, not the drop
 PARQUET_BATCH_ROWS = 1_000_000
 
 Opener = Callable[[], BinaryIO]
