@@ -61,9 +61,17 @@ def write_features(job_path: str, inputs: JobInputs, ds: str, out: Path, threads
 
 
 def _input_view(con: Any, index: int, days: dict[str, list[str]]) -> str:
-    """A view of one argument's days, each file read with its day as `ds` (Spark's `lit(day)`)."""
-    selects = [f"SELECT *, {_text(day)} AS ds FROM read_parquet([{', '.join(_text(f) for f in files)}])"
-               for day, files in sorted(days.items())]
+    """A view of one argument's days, each file read with its day as `ds`: Spark's `withColumn("ds",
+    lit(day))`, which replaces a `ds` column in place (the lake's partitions carry one) or adds it last."""
+    import pyarrow.parquet as pq
+
+    selects = []
+    for day, files in sorted(days.items()):
+        has_ds = "ds" in pq.read_schema(files[0]).names
+        columns = f"* REPLACE ({_text(day)} AS ds)" if has_ds else f"*, {_text(day)} AS ds"
+        # The lake's folders are named `ds=<day>`: no Hive partition column from the path, the day is set here.
+        paths = ", ".join(_text(f) for f in files)
+        selects.append(f"SELECT {columns} FROM read_parquet([{paths}], hive_partitioning = false)")
     view = f"skylift_input_{index}"
     con.execute(f"CREATE VIEW {view} AS {' UNION ALL BY NAME '.join(selects)}")
     return view

@@ -127,3 +127,29 @@ def test_a_job_without_a_return_is_named_on_duckdb_too(tmp_path):
     finally:
         sys.path.remove(str(job.parent.parent))
     assert "jobs_without_return.forgetful" not in sys.modules
+
+
+def test_the_features_task_records_its_engine_and_publishes_the_same_rows_on_both(spark, skylift_env, context_for,
+                                                                                   tmp_path):
+    """Through the operator: validated partitions in, an atomic publish out, the engine in the manifest.
+    Last in the module: the Spark run stops the module's session (SparkHook stops what it used)."""
+    from include.lake import Lake
+    from operators.features import FeaturesOperator
+
+    lake = Lake(f"file://{skylift_env}/lake")
+    inputs, ds = parcels_inputs(tmp_path / "in")
+    for day, (path,) in inputs.files["shipments"].items():
+        with lake.publish("validated", "shipments", day) as writer:
+            writer.write_table(pq.read_table(path))
+    results = {}
+    for engine in ("duckdb", "spark"):
+        op = FeaturesOperator(task_id="features", pipeline="t", job="parcel_jobs.features:build",
+                              sources={"shipments": "shipments"}, dataset=f"parcels_{engine}", lookback_days=2,
+                              engine=engine)
+        results[engine] = op.execute(context_for(ds, task_id="features"))
+        manifest = lake.require("features", f"parcels_{engine}", ds)
+        assert (manifest.extra["engine"], manifest.extra["engine_reason"]) == (engine, f"features.engine is {engine}")
+    assert results["duckdb"] == {**results["spark"], "engine": "duckdb"}
+    assert results["spark"]["engine"] == "spark" and results["spark"]["rows"] == 60
+    on_duckdb, on_spark = (lake.read_table("features", f"parcels_{e}", ds) for e in ("duckdb", "spark"))
+    pd.testing.assert_frame_equal(on_duckdb.to_pandas(), on_spark.to_pandas(), check_exact=False, rtol=1e-9)
