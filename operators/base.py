@@ -154,6 +154,13 @@ class SkyliftOperator(BaseOperator):
         extra = {**manifest_fields.pop("extra", {}), "pipeline": self.pipeline}
         return self.lake.publish(zone, dataset, ds, extra=extra, **manifest_fields)
 
+    def amend(self, zone: str, dataset: str, ds: str, files: Any, **manifest_fields: Any) -> Any:
+        """`Lake.amend` (add files to a partition, keeping the others), with the same ownership
+        check and record as `publish`."""
+        self.check_partition_owner(zone, dataset, ds)
+        extra = {**manifest_fields.pop("extra", {}), "pipeline": self.pipeline}
+        return self.lake.amend(zone, dataset, ds, files, extra=extra, **manifest_fields)
+
     def withdraw(self, zone: str, dataset: str, ds: str) -> bool:
         """`Lake.delete_partition`, with the same ownership check as `publish`."""
         self.check_partition_owner(zone, dataset, ds)

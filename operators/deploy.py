@@ -33,6 +33,11 @@ class ClearedGate:
     reasons: tuple[str, ...]
 
 
+def gate_report_name(version: str) -> str:
+    """The gate report's file stem for one model version (`.json` and `.html` beside each other)."""
+    return f"gate-v{version}"
+
+
 class DeployModelOperator(SkyliftOperator):
     ui_color = "#dbeed8"
     operator_extra_links = (ModelVersionLink(), GateReportLink())
@@ -173,16 +178,19 @@ class DeployModelOperator(SkyliftOperator):
                                 f"rejected by the gate at {event.at[:19]}Z by {actor} (audit event {event.seq})")
 
     def _publish_report(self, context: Any, ds: str, version: str, champion: str | None, verdict: Any) -> str:
-        """The gate's full result as JSON and a self-contained HTML page in `reports/<pipeline>_gate`."""
+        """The gate's full result as JSON and a self-contained HTML page, `gate-v<version>.json` and
+        `.html` in `reports/<pipeline>_gate/ds=<ds>`. Several runs gate versions on one date (the
+        nightly, a retrain, runs waiting for approval): each adds its version's report to the day's
+        partition and keeps the others, so every link in XComs and the audit trail stays valid."""
         from include.gate_report import render_html
 
         body = {"model": self.model_name, "challenger_version": version, "champion_version": champion, "ds": ds,
                 "dag_run": f"{context['ti'].dag_id}/{context['ti'].run_id}", **verdict.to_dict()}
-        dataset = f"{self.pipeline}_gate"
-        with self.publish("reports", dataset, ds, run_id=context["ti"].run_id) as writer:
-            writer.write_bytes("gate.json", json.dumps(body, indent=2, allow_nan=False).encode())
-            writer.write_bytes("gate.html", render_html(body).encode())
-        return self.lake.file_uri("reports", dataset, ds, "gate.html")
+        dataset, name = f"{self.pipeline}_gate", gate_report_name(version)
+        manifest = self.amend("reports", dataset, ds, {
+            f"{name}.json": json.dumps(body, indent=2, allow_nan=False).encode(),
+            f"{name}.html": render_html(body).encode()}, run_id=context["ti"].run_id)
+        return self.lake.uri(f"{self.lake.partition_path('reports', dataset, ds)}/{manifest.file(f'{name}.html').path}")
 
     def _holdout(self, ds: str) -> Any:
         if self.label_plan is not None:

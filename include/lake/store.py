@@ -37,7 +37,7 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -354,6 +354,32 @@ class Lake:
             raise
         writer.commit()
 
+    def amend(self, zone: str, dataset: str, ds: str, files: Mapping[str, bytes], attempts: int = 8,
+              **manifest_fields: Any) -> Manifest:
+        """Publish the partition with `files` added to (or replacing same-named files of) what it
+        holds: for partitions several runs add to on one date, such as the gate reports of every
+        version gated that day. The other files are carried as they are, so their URIs stay valid;
+        a concurrent writer that wins the publish makes this one start again on top of it."""
+        for _ in range(attempts):
+            try:
+                with self.publish(zone, dataset, ds, **dict(manifest_fields)) as writer:
+                    try:
+                        current = self.manifest(zone, dataset, ds)
+                    except DamagedPartition as exc:
+                        log.warning("%s; replacing it with only the new files", exc)
+                        current = None
+                    for entry in current.files if current else ():
+                        if entry.name not in files:
+                            writer.carry(entry)
+                    for name, data in files.items():
+                        writer.write_bytes(name, data)
+                return writer.manifest
+            except PublishConflict:
+                log.info("another writer published %s meanwhile; adding to its version",
+                         partition_name(zone, dataset, ds))
+        raise PublishConflict(f"{partition_name(zone, dataset, ds)} was published by others {attempts} times while "
+                              "this writer added to it; nothing was added; retry the task")
+
     def delete_partition(self, zone: str, dataset: str, ds: str) -> bool:
         """Withdraw a partition: the manifest first (so readers stop trusting it), then the files it
         listed. Files a writer is staging meanwhile are its own; leftovers go with the next publish.
@@ -577,6 +603,7 @@ class PartitionWriter:
         self.attempt = new_attempt_id()
         self.fields = dict(manifest_fields)
         self.entries: list[FileEntry] = []
+        self.carried: list[FileEntry] = []  # files of the published partition this attempt keeps (`carry`)
         self.schema: pa.Schema | None = None
         self._open: list[str] = []  # physical files being streamed: removed too if the attempt aborts
         if lake.is_local:  # S3 has no folders to make
@@ -631,7 +658,7 @@ class PartitionWriter:
         self.schema = schema
 
     def _check_new(self, name: str) -> None:
-        if any(e.name == name for e in self.entries):
+        if any(e.name == name for e in (*self.carried, *self.entries)):
             raise LakeError(f"file {name!r} written twice to {self.zone}/{self.dataset}/ds={self.ds}")
 
     def write_bytes(self, name: str, data: bytes) -> FileEntry:
@@ -659,6 +686,14 @@ class PartitionWriter:
         self.entries.append(entry)
         return entry
 
+    def carry(self, entry: FileEntry) -> None:
+        """List a non-tabular file of the published partition in this attempt's manifest as it is
+        (same physical file, never rewritten), so that links to it stay valid after this publish."""
+        if entry.path.endswith(".parquet"):
+            raise LakeError(f"part file {entry.name!r} of {self.partition} cannot be carried into a new attempt")
+        self._check_new(entry.name)
+        self.carried.append(entry)
+
     @property
     def row_count(self) -> int:
         return sum(e.rows or 0 for e in self.entries)
@@ -670,7 +705,7 @@ class PartitionWriter:
             ds=self.ds,
             attempt=self.attempt,
             created_at=datetime.now(UTC).isoformat(),
-            files=tuple(self.entries),
+            files=(*self.carried, *self.entries),
             row_count=self.row_count,
             schema_hash=schema_hash(self.schema) if self.schema is not None else None,
             run_id=self.fields.pop("run_id", None),
@@ -680,7 +715,7 @@ class PartitionWriter:
         if self.fields:
             raise LakeError(f"unknown manifest fields: {sorted(self.fields)}")
         listing = self.lake._listing(self.folder)
-        lost = [e.path for e in self.entries if listing.get(e.path, {}).get("size") != e.bytes]
+        lost = [e.path for e in (*self.carried, *self.entries) if listing.get(e.path, {}).get("size") != e.bytes]
         if lost:
             self.abort()
             if self.lake._generation(self.folder) != self.base:  # the winner's clean-up took them

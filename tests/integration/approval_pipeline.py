@@ -59,13 +59,23 @@ def install(stack, api) -> None:
     api.wait_for_dag(DAG_ID, timeout=240)
 
 
-def waiting(api, run_id: str) -> bool:
-    """Whether the run's approval request is written and its task parked, waiting for an answer.
+def waiting(api, run_id: str, stack=None) -> bool:
+    """Whether the run's approval request is written, its task parked waiting for an answer and,
+    given the stack, the scheduler done with the process that parked it.
 
     The request exists a moment before the task is parked (`awaiting_input`); an answer in between
-    races the task's own state change, and Airflow fails the task."""
+    races the task's own state change, and Airflow fails the task. And the process that parked the
+    task ends with an executor event "success" for the same try: if the answer has already made
+    the task queued again when the scheduler reads that event, Airflow 3.3 takes it for a task
+    killed outside its control and fails it. A person takes longer than that; a client answering
+    within a second must wait for the scheduler's "TaskInstance Finished ... state=awaiting_input"."""
     try:
         api.get(hitl_path(run_id))
     except AssertionError:  # 404: not yet
         return False
-    return api.task_states(DAG_ID, run_id).get("approve") == "awaiting_input"
+    if api.task_states(DAG_ID, run_id).get("approve") != "awaiting_input":
+        return False
+    if stack is None:
+        return True
+    finished = stack.mentions(f"TaskInstance Finished: dag_id={DAG_ID}, task_id=approve, run_id={run_id},")
+    return "state=awaiting_input" in finished

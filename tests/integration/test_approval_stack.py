@@ -31,7 +31,7 @@ def release(stack, api, landed):
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         for case in ("approve", "reject"):
-            if case not in answers and waiting(api, runs[case]):
+            if case not in answers and waiting(api, runs[case], stack):
                 choice = "Approve" if case == "approve" else "Reject"
                 answers[case] = api.patch(hitl_path(runs[case]), {
                     "chosen_options": [choice], "params_input": {"comment": COMMENTS[case]}})

@@ -174,10 +174,10 @@ def test_one_metric_worse_by_more_than_its_margin_blocks_the_challenger(world, c
     assert last.details["gate"]["metrics"][1]["champion"]["value"] is not None
     assert client.get_model_version(model, "1").tags[registry.STATUS_TAG] == "rejected"
     # the report: JSON with both models' numbers per metric, and a page that loads nothing from elsewhere
-    report = json.loads(lake.read_bytes("reports", "t_gate", DS, "gate.json"))
+    report = json.loads(lake.read_bytes("reports", "t_gate", DS, "gate-v1.json"))
     assert report["challenger_version"] == "1" and report["champion_version"] == "2" and report["n"] > 50
     assert [m["metric"] for m in report["metrics"]] == ["auc", "logloss"]
-    page = lake.read_bytes("reports", "t_gate", DS, "gate.html").decode()
+    page = lake.read_bytes("reports", "t_gate", DS, "gate-v1.html").decode()
     assert "logloss" in page and "keep the champion" in page and "http" not in page and "<script" not in page
     assert context["ti"].xcoms[("deploy", "skylift_gate_report")] == result["report"]
 
@@ -186,6 +186,22 @@ def test_one_metric_worse_by_more_than_its_margin_blocks_the_challenger(world, c
              {"metric": "logloss", "must_beat": {"margin": 10.0, "relative": True}}]
     op, context = _deploy(context_for, model, "1", metric=None, min=None, metrics=loose)
     assert op.execute(context)["promoted"] is True and registry.champion_version(client, model) == "1"
+
+
+def test_every_version_gated_on_one_date_keeps_its_report(world, context_for):
+    """The nightly, a retrain and runs awaiting approval gate versions on one date: each report, and
+    the link to it in the XCom and the audit trail, outlives the gates that come after it."""
+    lake = world["lake"]
+    _publish_day(lake, _both_classes())
+    links = {}
+    for version in ("1", "2"):
+        op, context = _deploy(context_for, world["model"], version, beat_champion=False)
+        links[version] = op.execute(context)["report"]
+    for version, link in links.items():
+        page = lake.fs.cat_file(link.removeprefix("file://")).decode()
+        assert f"v{version}" in page
+        report = json.loads(lake.read_bytes("reports", "t_gate", DS, f"gate-v{version}.json"))
+        assert report["challenger_version"] == version
 
 
 def test_a_first_promotion_that_fails_leaves_no_champion(world, context_for, monkeypatch):

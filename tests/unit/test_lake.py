@@ -344,3 +344,41 @@ def test_withdrawing_removes_the_partition_but_not_a_writers_staged_files(lake):
     with pytest.raises(PublishConflict, match="then withdrew it"):  # it began before the withdrawal
         block.__exit__(None, None, None)
     assert files_in(lake, "raw", "events", "2026-11-20") == []
+
+
+# ---- adding to a partition (the gate reports of every version gated on one date) ----------------
+
+def test_amend_adds_a_file_and_keeps_the_others_where_they_are(lake):
+    first = lake.amend("reports", "t_gate", "2026-11-20", {"gate-v1.json": b"{1}"}, run_id="nightly")
+    kept = first.file("gate-v1.json").path
+    second = lake.amend("reports", "t_gate", "2026-11-20", {"gate-v2.json": b"{2}"}, run_id="retrain")
+    assert [f.name for f in second.files] == ["gate-v1.json", "gate-v2.json"]
+    assert second.file("gate-v1.json").path == kept  # a link to version 1's report still works
+    assert lake.read_bytes("reports", "t_gate", "2026-11-20", "gate-v1.json") == b"{1}"
+    again = lake.amend("reports", "t_gate", "2026-11-20", {"gate-v1.json": b"{1 again}"}, run_id="retry")
+    assert lake.read_bytes("reports", "t_gate", "2026-11-20", "gate-v1.json") == b"{1 again}"
+    assert again.file("gate-v2.json").path == second.file("gate-v2.json").path
+    assert files_in(lake, "reports", "t_gate", "2026-11-20") == sorted(
+        ["_manifest.json", again.file("gate-v1.json").path, again.file("gate-v2.json").path])
+
+
+def test_amenders_at_once_all_land(lake):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def add(version: int):
+        return lake.amend("reports", "t_gate", "2026-11-20", {f"gate-v{version}.json": str(version).encode()})
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(add, range(12)))
+    manifest = lake.require("reports", "t_gate", "2026-11-20")
+    assert sorted(f.name for f in manifest.files) == sorted(f"gate-v{v}.json" for v in range(12))
+    for version in range(12):
+        assert lake.read_bytes("reports", "t_gate", "2026-11-20", f"gate-v{version}.json") == str(version).encode()
+
+
+def test_a_part_file_is_never_carried(lake):
+    with lake.publish("reports", "t_gate", "2026-11-20") as w:
+        w.write_table(table(2))
+    with pytest.raises(LakeError, match="cannot be carried"):
+        lake.amend("reports", "t_gate", "2026-11-20", {"gate-v1.json": b"{}"})
+    assert lake.read_table("reports", "t_gate", "2026-11-20").num_rows == 2
