@@ -49,6 +49,13 @@ FEATURE_JOB_CONTRACT = """\
   and the date; so does a result with zero rows (nothing is published). A job whose parameters do
   not match the names above is refused by `skylift lint` (its signature is read without importing
   it) and again before Spark starts.
+- **Engines.** The same function runs on Spark or on DuckDB through sqlframe's PySpark API
+  (`features.engine`; README "Feature engines"). On DuckDB the frames are sqlframe DataFrames and
+  the job's module is imported afresh with `pyspark.sql` resolving to sqlframe, so import PySpark
+  the usual way (`from pyspark.sql import functions as F`); a helper module the job imports is
+  imported afresh too when it is in the job's own top-level package. The output has Spark's
+  column types on both engines; a function sqlframe cannot translate fails the run naming the job
+  and `features.engine: spark` as the fix.
 """
 
 
