@@ -396,8 +396,8 @@ def _parquet_batches(uri: str, data: bytes) -> Iterator[tuple[_Parsed, RowNumber
 
 class _KeyCheck:
     """The contract's key, unique across every batch of a drop. A key column that only ever grows
-    (a drop exported in key order) is unique without grouping; otherwise the kept key columns
-    are grouped once the last batch is in."""
+    (a drop exported in key order) is unique without more ado; otherwise the kept key columns are
+    sorted once the last batch is in."""
 
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
@@ -417,8 +417,28 @@ class _KeyCheck:
         self.origins.append(origin)
 
     def check(self, where: str) -> None:
-        if self.contract.key and self.keys and not self.ascending:
-            check_key(pa.concat_tables(self.keys), self.contract, where, origins=self.origins)
+        if not self.contract.key or not self.keys or self.ascending:
+            return
+        keys = pa.concat_tables(self.keys)
+        if not _unique_once_sorted(keys):  # `check_key` says which keys repeat, and where
+            check_key(keys, self.contract, where, origins=self.origins)
+
+
+def _unique_once_sorted(keys: pa.Table) -> bool:
+    """True when no row of `keys` repeats: sorted, no row equals the next. A sort holds less
+    memory than grouping (a quarter, for 10M keys) and takes less time. False when in doubt (a
+    null key: grouping decides)."""
+    if keys.num_rows < 2:
+        return True
+    if any(column.null_count for column in keys.columns):
+        return False
+    ordered = keys.take(pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names]))
+    repeats = None
+    for column in ordered.columns:
+        values = column.combine_chunks()
+        same = pc.equal(values.slice(1), values.slice(0, len(values) - 1))
+        repeats = same if repeats is None else pc.and_(repeats, same)
+    return not pc.any(repeats).as_py()
 
 
 def _strictly_ascending(values: pa.ChunkedArray) -> bool:

@@ -82,3 +82,13 @@ def test_a_blank_file_is_empty_and_a_header_alone_holds_no_rows():
         stream(b"\n \n", 1)
     with pytest.raises(ContractError, match=r"the drop is empty: 1 file\(s\), 0 rows"):
         stream(b"id,n\n", 2)
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 10_000])
+def test_keys_out_of_order_are_checked_by_sorting(chunk_bytes):
+    header, *rows = drop(blank=None).splitlines(keepends=True)
+    shuffled = header + b"".join(rows[1::2] + rows[::2])  # unique, not in order
+    assert sum(t.num_rows for t in stream(shuffled, chunk_bytes)[1]) == 40
+    with pytest.raises(ContractError, match=r"key \['id'\] is not unique: 1 duplicated key\(s\), e.g. id='k001' "
+                                            r"\(2x\) in rows 2, 32"):
+        stream(shuffled.replace(b"k020,20", b"k001,20"), chunk_bytes)
