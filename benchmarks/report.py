@@ -61,15 +61,16 @@ def goals(found: dict[str, Comparison]) -> list[Goal]:
     if ingest:
         speed = 1 / ingest.ratio(_starting(ingest, "Skylift"))
         out.append(Goal("Ingest throughput vs pyarrow read + write", ">= 0.8x pyarrow", f"{speed:.2f}x",
-                        speed >= 0.8, "beyond pyarrow's typed read and write, read_drop checks key uniqueness "
-                        "(a group_by, 43% of the read in the shared field notes' profile), the partition date and "
-                        "UTF-8, hashes the drop, and the publish stages files and a manifest"))
+                        speed >= 0.8, "beyond pyarrow's typed parse of bytes already in memory and its write, the "
+                        "stage reads the file (~25 ms of CPU per 1M rows), hashes it with SHA-256 (~40 ms), checks "
+                        "cells, date and key per batch (~25 ms) and publishes a manifest: about 0.1 s of CPU per "
+                        "1M rows against the baseline's ~0.4 s"))
     scoring = found.get("scoring")
     if scoring:
         speed = 1 / scoring.ratio(_starting(scoring, "Skylift"))
         out.append(Goal("Batch scoring throughput vs raw Booster.inplace_predict", ">= 0.8x raw", f"{speed:.2f}x",
-                        speed >= 0.8, "MLflow's XGBoost pyfunc builds a DMatrix from pandas, and the engine casts "
-                        "the frame to the signature's types first"))
+                        speed >= 0.8, "the engine selects the signature's columns and casts the frame to their "
+                        "types (a copy of the frame) before the Booster's inplace_predict"))
     for key, what in (("nightly_1000000", "Peak memory, nightly run at 1M entities"),
                       ("ingest_10000000", "Peak memory, ingesting a 10M-row drop")):
         if key in found:
