@@ -136,17 +136,22 @@ class _Planner:
                  f"on an empty day: {task.on_empty}"])
 
     def _FeaturesOperator(self, task: Any):  # noqa: N802
+        from include.feature_engine import choose_engine
         from operators.hooks.spark import DEFAULT_CONF, driver_address
 
         sources = task.sources or {task.source_dataset: task.source_dataset}
         window = self._window(task.lookback_days)
+        manifests = {dataset: [m for d in window if (m := self.lake.manifest("validated", dataset, d)) is not None]
+                     for dataset in sources.values()}
         reads = [f"{self.lake.root}/validated/{dataset}/ds={window[0]}..{window[-1]} "
-                 f"({sum(self.lake.manifest('validated', dataset, d) is not None for d in window)} of "
-                 f"{len(window)} days there)" for dataset in sources.values()]
+                 f"({len(manifests[dataset])} of {len(window)} days there)" for dataset in sources.values()]
+        rows = sum(m.row_count for found in manifests.values() for m in found)
+        choice = choose_engine(task.engine, self.settings.spark_master, rows, task.duckdb_max_rows)
         conf = {**DEFAULT_CONF, **driver_address(self.settings.spark_master)}
         spark = "\n".join(f"{k} = {v}" for k, v in sorted(conf.items()))
         return reads, [self._partition("features", task.dataset)], [
-            f"job {task.job}", f"Spark master {self.settings.spark_master}, configuration:\n{spark}"]
+            f"job {task.job}", f"engine {choice.engine} ({choice.reason}; the rows published now)",
+            f"Spark master {self.settings.spark_master}, configuration:\n{spark}"]
 
     def _TrainModelOperator(self, task: Any):  # noqa: N802
         from operators.train_reuse import find_reusable
