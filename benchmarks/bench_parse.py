@@ -166,6 +166,7 @@ def run(tmp: Path, specs: int, repeat: int, peers: str) -> list[Comparison]:
                "EmptyOperators with the same ids and edges, Skylift's are its real operators.",
                "Timed: the DagBag construction only, after `import airflow.sdk`; the whole process adds "
                f"~{_median_import(whole[label]):.1f} s of Airflow import to every side.",
+               "CPU seconds of the DagBag construction (median): " + _cpu_medians(whole),
                "Where Skylift's parse time goes (cProfile, one extra run): " + "; ".join(causes(profile))])
     worker_rows = [row_of(n, r) for n, r in worker.items()]
     build = Comparison(
@@ -177,6 +178,12 @@ def run(tmp: Path, specs: int, repeat: int, peers: str) -> list[Comparison]:
         + [f"{n}: memory added by the build {statistics_median([r.values['rss_added_mib'] for r in runs]):.0f} MiB"
            for n, runs in worker.items()])
     return [parse, build]
+
+
+def _cpu_medians(sides: dict) -> str:
+    """Each side's median CPU time, and its ratio to dag-factory's (steadier than wall time on a busy machine)."""
+    cpu = {name: statistics_median([r.values["cpu_s"] for r in runs]) for name, runs in sides.items()}
+    return "; ".join(f"{name} {seconds:.2f} s ({seconds / cpu[DAG_FACTORY]:.2f}x)" for name, seconds in cpu.items())
 
 
 def _median_import(runs) -> float:
