@@ -84,7 +84,7 @@ def compare(tmp: Path, rows: int, repeat: int, peers: str, with_spark: bool = Tr
         notes.append(f"Spark's session start (JVM, not in the timed part) adds a median {session:.1f} s to every "
                      "features run on Spark; see the whole-process column.")
     else:
-        notes.append(f"Spark left out at this size (--spark-max-rows {rows - 1:,} or less).")
+        notes.append("Spark left out at this size (--spark-max-rows is below it).")
     peer = versions(peers)
     return Comparison(
         key=f"features_{rows}", title=f"Features: the churn job on {rows:,} activity rows ({DAYS} days)",

@@ -13,9 +13,10 @@ EngineName = Literal["spark", "duckdb"]
 EngineSetting = Literal["auto", "spark", "duckdb"]
 
 # `auto` runs a job on DuckDB up to this many input rows (all sources, all days of the window).
-# Measured on 2 cores (benchmarks/RESULTS.md): DuckDB beat Spark local[2] at every size run, 10M
-# rows included, so the line is where one process's memory, not speed, makes a cluster the place.
-DEFAULT_DUCKDB_MAX_ROWS = 50_000_000
+# Measured on 2 cores (benchmarks/RESULTS.md): DuckDB beat Spark local[2] at every size run, so the
+# line is about one process's memory, not speed: the churn job peaked at 3.0 GiB at 10M rows, so
+# 20M stays near 6 GiB on a worker; past it, or on a cluster, Spark is the place for the job.
+DEFAULT_DUCKDB_MAX_ROWS = 20_000_000
 
 
 @dataclass(frozen=True)

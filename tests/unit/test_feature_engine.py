@@ -30,7 +30,7 @@ def spec_with(tmp_path: Path, lines: str) -> Path:
 def test_auto_runs_small_windows_on_duckdb_with_a_local_master(master):
     choice = choose_engine("auto", master, input_rows=DEFAULT_DUCKDB_MAX_ROWS)
     assert choice.engine == "duckdb"
-    assert choice.reason == (f"auto: 50,000,000 input rows, at most duckdb_max_rows 50,000,000, and a local Spark "
+    assert choice.reason == (f"auto: 20,000,000 input rows, at most duckdb_max_rows 20,000,000, and a local Spark "
                              f"master ({master})")
 
 

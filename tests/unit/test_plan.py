@@ -63,7 +63,7 @@ def test_the_retrain_plan_shows_the_training_partitions_and_the_pod(project, sky
     text = plan.render()
     assert text.startswith(f"parcels_retrain for {DAY} with conf {{'max_depth': 5}}:\n 1. features\n")
     features = next(t for t in plan.tasks if t.task_id == "features")
-    assert features.notes[1] == ("engine duckdb (auto: 0 input rows, at most duckdb_max_rows 50,000,000, and a local "
+    assert features.notes[1] == ("engine duckdb (auto: 0 input rows, at most duckdb_max_rows 20,000,000, and a local "
                                  "Spark master (local[2]); the rows published now)")
 
 
