@@ -7,7 +7,7 @@ column types Spark would write.
 
 How the job sees sqlframe: `sqlframe.activate("duckdb")` swaps the `pyspark` modules in
 `sys.modules` for the process. That is process-global, so here it is held only while the job's
-module is imported afresh and its DataFrame is planned, under a lock, and undone afterwards:
+module is imported afresh, its DataFrame planned and written, under a lock, and undone afterwards:
 the job's module and every module that import bound to sqlframe are forgotten again, and
 modules of the job's package that were bound to the real pyspark are put back, so a Spark task
 later in the same process (`dag.test` runs tasks in one process) imports the job on PySpark.
