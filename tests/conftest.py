@@ -38,6 +38,7 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
 # two pytest-xdist workers (`--dist loadfile`); these modules all go to one of them, so the stack
 # starts once, and every other module runs whole on whichever worker is free.
 STACK_MODULES = frozenset({
+    "tests/browser/test_approval_ui.py",
     "tests/browser/test_ui.py",
     "tests/integration/test_approval_stack.py",
     "tests/integration/test_production_stack.py",

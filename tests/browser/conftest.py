@@ -84,11 +84,8 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def page(chromium, stack, nightly) -> Iterator[Any]:
-    """A page logged in to the Airflow UI as admin through the simple auth manager's login form.
-
-    It asks for `nightly` only so that the nightly run is already going while the first UI checks run.
-    """
+def admin_page(chromium, stack) -> Iterator[Any]:
+    """A page logged in to the Airflow UI as admin through the simple auth manager's login form."""
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -107,3 +104,17 @@ def page(chromium, stack, nightly) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def page(admin_page, nightly) -> Any:
+    """`admin_page`, asked for with `nightly` so that the nightly run is already going while the first UI checks run."""
+    return admin_page
+
+
+def shot(page, name: str) -> None:
+    """Screenshot the page once its finite CSS animations (a dialog fading in) have finished."""
+    page.evaluate("""() => Promise.all(document.getAnimations()
+        .filter(a => a.effect && a.effect.getComputedTiming().endTime !== Infinity)
+        .map(a => a.finished.catch(() => null)))""")
+    page.screenshot(path=str(ARTIFACTS / name))

@@ -15,7 +15,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, END, run_failure
+from tests.browser.conftest import END, run_failure, shot
 
 pytestmark = pytest.mark.browser
 
@@ -34,14 +34,6 @@ def expect(locator):
     from playwright.sync_api import expect as playwright_expect
 
     return playwright_expect(locator)
-
-
-def shot(page, name: str) -> None:
-    """Screenshot the page once its finite CSS animations (a dialog fading in) have finished."""
-    page.evaluate("""() => Promise.all(document.getAnimations()
-        .filter(a => a.effect && a.effect.getComputedTiming().endTime !== Infinity)
-        .map(a => a.finished.catch(() => null)))""")
-    page.screenshot(path=str(ARTIFACTS / name))
 
 
 def dag_tags(page, dag_id: str) -> set[str]:
