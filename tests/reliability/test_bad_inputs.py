@@ -409,8 +409,8 @@ class OperatorCase:
 OPERATOR_CASES = [
     OperatorCase("parquet-truncated", "parquet", lambda g: {"activity.parquet": parquet_bytes(g)[:-100]},
                  lambda d: f"{d.uri('activity.parquet')}: cannot be read as parquet (truncated or corrupt?): "
-                           "Could not open Parquet input source '<Buffer>': Parquet magic bytes not found in "
-                           "footer. Either the file is corrupted or this is not a parquet file."),
+                           "Parquet magic bytes not found in footer. Either the file is corrupted or this is not a "
+                           "parquet file."),
     OperatorCase("parquet-text-in-int-column", "parquet", lambda g: {"activity.parquet": sessions_as_text(g)},
                  lambda d: f"{d.uri('activity.parquet')}: column 'sessions' expects int32, got unparseable "
                            "value(s) at row 9: 'eleven'"),
