@@ -43,6 +43,7 @@ STACK_MODULES = frozenset({
     "tests/integration/test_approval_stack.py",
     "tests/integration/test_production_stack.py",
     "tests/integration/test_s3_lake.py",
+    "tests/integration/test_search_stack.py",
     "tests/reliability/test_faults_on_stack.py",
 })
 

@@ -281,6 +281,9 @@ class Stack:
             "AIRFLOW_VAR_SKYLIFT_LAKE_CONN_ID": "skylift_s3",
             "AIRFLOW_VAR_SKYLIFT_MLFLOW_TRACKING_URI": self.mlflow_uri,
             "AIRFLOW_VAR_SKYLIFT_SPARK_MASTER": self.spark_master,
+            # Optuna studies of hyper-parameter searches: a database every worker process reaches, as in
+            # production (the embedded default, a journal folder, serves only workers on one machine).
+            "AIRFLOW_VAR_SKYLIFT_SEARCH_STORAGE": f"{PG}/{self.databases['optuna']}",
             "AIRFLOW_CONN_SKYLIFT_S3": json.dumps(connection),
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
             "GIT_PYTHON_REFRESH": "quiet",
@@ -315,7 +318,7 @@ class Stack:
         return json.loads(path.read_text())["admin"]
 
     def start(self) -> Stack:
-        self.create_databases("airflow", "mlflow")
+        self.create_databases("airflow", "mlflow", "optuna")
         self.start_s3()
         self.start_mlflow()
         self.start_spark()
