@@ -53,6 +53,21 @@ class AirflowApi:
         body = {"logical_date": logical_date, "conf": conf or {}}
         return self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
 
+    def trigger_or_join(self, dag_id: str, logical_date: str, conf: dict[str, Any] | None = None) -> str:
+        """Trigger a run with a logical date, or, when this session already has that run (409),
+        return its id: suites that need the same night share one run instead of each paying for it."""
+        from urllib.parse import quote
+
+        try:
+            return self.trigger(dag_id, logical_date, conf)
+        except AssertionError as exc:
+            if "409" not in str(exc):
+                raise
+        when = quote(logical_date)
+        runs = self.get(f"/api/v2/dags/{dag_id}/dagRuns?logical_date_gte={when}&logical_date_lte={when}")["dag_runs"]
+        assert runs, f"{dag_id}: the trigger for {logical_date} was refused but no run has that logical date"
+        return runs[0]["dag_run_id"]
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
