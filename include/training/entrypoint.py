@@ -367,16 +367,35 @@ def prepare(config: TrainConfig) -> Prepared:
 
 
 # ---- training ---------------------------------------------------------------------------------
-def resolve_device(requested: str) -> str:
-    """auto: cuda when a GPU is really visible (xgboost only warns and uses the CPU otherwise)."""
-    import torch
-
-    gpu = torch.cuda.is_available()
+def resolve_device(requested: str, framework: str) -> str:
+    """auto: cuda when a GPU is really visible to the framework (xgboost only warns and uses the
+    CPU otherwise)."""
+    gpu = gpu_visible(framework)
     if requested == "auto":
         return "cuda" if gpu else "cpu"
     if requested == "cuda" and not gpu:
-        raise TrainingError("device 'cuda' was requested but no GPU is visible (torch.cuda.is_available() is False)")
+        raise TrainingError(f"device 'cuda' was requested but {framework} sees no GPU here "
+                            f"({GPU_CHECKS[framework]} is False)")
     return requested
+
+
+GPU_CHECKS = {"pytorch": "torch.cuda.is_available()",
+              "xgboost": "a CUDA build of xgboost with an NVIDIA device in /dev and CUDA_VISIBLE_DEVICES not empty"}
+
+
+def gpu_visible(framework: str) -> bool:
+    """Whether `framework` can train on a GPU here. XGBoost is asked without importing torch (seconds
+    of start-up in every trial process, for a framework that does not use it)."""
+    if framework == "pytorch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    import xgboost
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return bool(xgboost.build_info().get("USE_CUDA")) and any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def fit_model(config: TrainConfig, data: Prepared, device: str) -> tuple[Any, np.ndarray, dict[str, Any]]:
@@ -613,7 +632,7 @@ def train_and_log(config: TrainConfig) -> dict[str, Any]:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         raise TrainingError("MLFLOW_TRACKING_URI is not set: the run and the model would be lost with the pod")
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, config.framework)
     experiment_id = ensure_experiment(config.experiment)
     tags = {
         **config.tags,
