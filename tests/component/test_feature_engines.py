@@ -59,8 +59,7 @@ def flights_inputs(folder: Path) -> tuple[JobInputs, str]:
 
 
 def parcels_inputs(folder: Path) -> tuple[JobInputs, str]:
-    sys.path.insert(0, str(PARCELS))
-    from make_drops import write_drop
+    from make_drops import write_drop  # importable while the module runs (parcel_jobs_importable)
 
     days = [date(2026, 3, 1) + timedelta(days=n) for n in range(2)]
     drops = {d.isoformat(): write_drop(folder / "csv", d).read_bytes() for d in days}
