@@ -75,3 +75,14 @@ def register_versions(client, uri: str, model: str, logged, pipeline: str = "t")
             client.create_model_version(model, source=model_uri, run_id=run_id, model_id=model_id)
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def column_model_store(home) -> dict:
+    """A fresh SQLite MLflow store under `home` with the two column models logged (`weak`, then
+    `good`): what a test module shares across its tests."""
+    from include import registry
+
+    uri = f"sqlite:///{home}/mlflow.db"
+    client = registry.client_for(uri)
+    return {"home": home, "uri": uri, "client": client,
+            "logged": log_column_models(client, uri, f"file://{home}/artifacts")}

@@ -20,7 +20,7 @@ from include.lake import Lake
 from tests.e2e.own_project import write_project
 from tests.k8s_double import KubeDouble, Node
 from tests.k8s_double.stand_in_serving import stand_in_command
-from tests.registry_models import features, log_column_models, register_versions
+from tests.registry_models import column_model_store, features, register_versions
 
 DS = "2026-03-02"
 NAMESPACE, NAME = "serving", "skylift-parcels"
@@ -32,10 +32,7 @@ LIKE_V2_ALWAYS = "min(max(row[0], 0.0), 1.0)"  # v1's pods answer with v2's scor
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """An MLflow store with two logged models: one scores the `weak` column, one the `good` column."""
-    home = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{home}/mlflow.db"
-    client = registry.client_for(uri)
-    return {"uri": uri, "client": client, "logged": log_column_models(client, uri, f"file://{home}/artifacts")}
+    return column_model_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture

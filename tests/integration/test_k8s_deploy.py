@@ -20,7 +20,7 @@ from include.errors import RolloutFailed
 from include.lake import Lake
 from tests.k8s_double import KubeDouble, Node
 from tests.k8s_double.stand_in_serving import stand_in_command
-from tests.registry_models import features, log_column_models, register_versions
+from tests.registry_models import column_model_store, features, register_versions
 
 pytestmark = pytest.mark.integration
 
@@ -34,10 +34,7 @@ WRONG_ANSWERS = stand_in_command("0.5")
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """An MLflow store with two logged models: one scores the `weak` column, one the `good` column."""
-    home = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{home}/mlflow.db"
-    client = registry.client_for(uri)
-    return {"uri": uri, "client": client, "logged": log_column_models(client, uri, f"file://{home}/artifacts")}
+    return column_model_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture

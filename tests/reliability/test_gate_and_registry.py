@@ -20,7 +20,7 @@ from include.audit import AuditTrail
 from include.errors import RegistryError, RegistryUnavailable
 from include.lake import Lake
 from include.training.holdout import holdout_mask
-from tests.registry_models import features, log_column_models, register_versions
+from tests.registry_models import column_model_store, features, register_versions
 
 DS = "2026-11-24"
 CUSTOMERS = 600
@@ -29,11 +29,7 @@ CUSTOMERS = 600
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One MLflow store for the module, holding two logged models: one scores `weak`, one `good`."""
-    home = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{home}/mlflow.db"
-    client = registry.client_for(uri)
-    logged = log_column_models(client, uri, f"file://{home}/artifacts")
-    return {"home": home, "uri": uri, "client": client, "logged": logged}
+    return column_model_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture
