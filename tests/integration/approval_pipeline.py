@@ -4,26 +4,13 @@ the stack's test DAG bundle."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from tests.conftest import STACK_END
+from tests.integration import stack_pipelines
+from tests.integration.stack_pipelines import DS, churn_spec
 
 DAG_ID = "approvals_release"
 MODEL = "churn_approved"
-DS = (STACK_END - timedelta(days=1)).isoformat()  # a day the history nights trained on
-SPEC = """\
-# Churn models that reach champion only once a person approves (the stack's approval test).
-pipeline: approvals
-description: Churn classifier promoted only on a person's approval.
-owner: ml-platform
-start_date: 2026-11-01
-retries: 0
-sources:
-  activity: {uri: "activity/{ds}/", format: csv, schema: include/schemas/customer_activity.yaml,
-             dataset: customer_activity}
-  churn_labels: {uri: "labels/{ds}/", format: csv, schema: include/schemas/churn_labels.yaml}
-labels: {source: churn_labels, column: churned, key: [customer_id], as_of: as_of, delay_days: 3}
-features: {job: "include.features.churn:build", lookback_days: 7, dataset: churn_features}
+SPEC = churn_spec("Churn models that reach champion only once a person approves (the stack's approval test).",
+                  "approvals", "Churn classifier promoted only on a person's approval.", """\
 train:
   framework: xgboost
   target: churned
@@ -36,14 +23,8 @@ deploy: {gate: {metric: auc, min: 0.5, beat_champion: false}}
 approval: {timeout_minutes: 1}
 dags:
   release: {schedule: null, stages: [train, register, deploy]}
-"""
-DAG_FILE = '''"""The stack test's approval pipeline: an Airflow DAG file compiling approvals.yaml beside it."""
-from pathlib import Path
-
-from operators.spec.compiler import dags_from_spec_file
-
-globals().update(dags_from_spec_file(Path(__file__).parent / "approvals.yaml"))
-'''
+""")
+__all__ = ["DAG_ID", "DS", "MODEL", "SPEC", "hitl_path", "install", "waiting"]
 
 
 def hitl_path(run_id: str) -> str:
@@ -52,11 +33,7 @@ def hitl_path(run_id: str) -> str:
 
 def install(stack, api) -> None:
     """Write the spec and its DAG file into the stack's test bundle (idempotent) and wait for the DAG."""
-    spec, dag_file = stack.test_dags / "approvals.yaml", stack.test_dags / "approvals_pipeline.py"
-    if not spec.exists() or spec.read_text() != SPEC:
-        spec.write_text(SPEC)
-        dag_file.write_text(DAG_FILE)
-    api.wait_for_dag(DAG_ID, timeout=240)
+    stack_pipelines.install(stack, api, "approvals", SPEC, DAG_ID)
 
 
 def waiting(api, run_id: str, stack=None) -> bool:

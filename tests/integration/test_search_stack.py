@@ -19,26 +19,15 @@ from datetime import datetime
 
 import pytest
 
-from tests.integration.approval_pipeline import DS  # a day the history nights built features for
+from tests.integration.stack_pipelines import DS, churn_spec, install
 
 pytestmark = pytest.mark.integration
 
 DAG_ID = "searches_retrain"
 MODEL = "churn_searched"
 TRIALS, PARALLELISM = 8, 2
-SPEC = """\
-# Churn models tuned by a hyper-parameter search (the stack's search test).
-pipeline: searches
-description: Churn classifier whose parameters a search picks.
-owner: ml-platform
-start_date: 2026-11-01
-retries: 0
-sources:
-  activity: {uri: "activity/{ds}/", format: csv, schema: include/schemas/customer_activity.yaml,
-             dataset: customer_activity}
-  churn_labels: {uri: "labels/{ds}/", format: csv, schema: include/schemas/churn_labels.yaml}
-labels: {source: churn_labels, column: churned, key: [customer_id], as_of: as_of, delay_days: 3}
-features: {job: "include.features.churn:build", lookback_days: 7, dataset: churn_features}
+SPEC = churn_spec("Churn models tuned by a hyper-parameter search (the stack's search test).", "searches",
+                  "Churn classifier whose parameters a search picks.", """\
 train:
   framework: xgboost
   target: churned
@@ -59,22 +48,13 @@ register: {model_name: churn_searched}
 deploy: {gate: {metric: auc, min: 0.5, beat_champion: false}}
 dags:
   retrain: {schedule: null, stages: [train, register, deploy]}
-"""
-DAG_FILE = '''"""The stack test's search pipeline: an Airflow DAG file compiling searches.yaml beside it."""
-from pathlib import Path
-
-from operators.spec.compiler import dags_from_spec_file
-
-globals().update(dags_from_spec_file(Path(__file__).parent / "searches.yaml"))
-'''
+""")
 
 
 @pytest.fixture(scope="module")
 def searched(stack, api, landed):
     """The retrain run, triggered from the form's fields (search on, 8 trials) and waited for."""
-    (stack.test_dags / "searches.yaml").write_text(SPEC)
-    (stack.test_dags / "searches_pipeline.py").write_text(DAG_FILE)
-    api.wait_for_dag(DAG_ID, timeout=240)
+    install(stack, api, "searches", SPEC, DAG_ID)
     run_id = api.trigger(DAG_ID, None, {"ds": DS, "search": True, "search_trials": TRIALS})
     return run_id, api.wait_for_run(DAG_ID, run_id, timeout=900)
 
