@@ -150,16 +150,17 @@ class SkyliftOperator(BaseOperator):
     def publish(self, zone: str, dataset: str, ds: str, **manifest_fields: Any):
         """`Lake.publish`, refusing to replace a partition another pipeline wrote; records this
         pipeline in the manifest's `extra` so the next writer can tell."""
-        self.check_partition_owner(zone, dataset, ds)
-        extra = {**manifest_fields.pop("extra", {}), "pipeline": self.pipeline}
-        return self.lake.publish(zone, dataset, ds, extra=extra, **manifest_fields)
+        return self.lake.publish(zone, dataset, ds, **self._owned_fields(zone, dataset, ds, manifest_fields))
 
     def amend(self, zone: str, dataset: str, ds: str, files: Any, **manifest_fields: Any) -> Any:
         """`Lake.amend` (add files to a partition, keeping the others), with the same ownership
         check and record as `publish`."""
+        return self.lake.amend(zone, dataset, ds, files, **self._owned_fields(zone, dataset, ds, manifest_fields))
+
+    def _owned_fields(self, zone: str, dataset: str, ds: str, manifest_fields: dict[str, Any]) -> dict[str, Any]:
+        """Refuse a partition another pipeline wrote; the manifest fields with this pipeline in `extra`."""
         self.check_partition_owner(zone, dataset, ds)
-        extra = {**manifest_fields.pop("extra", {}), "pipeline": self.pipeline}
-        return self.lake.amend(zone, dataset, ds, files, extra=extra, **manifest_fields)
+        return {**manifest_fields, "extra": {**manifest_fields.get("extra", {}), "pipeline": self.pipeline}}
 
     def withdraw(self, zone: str, dataset: str, ds: str) -> bool:
         """`Lake.delete_partition`, with the same ownership check as `publish`."""
