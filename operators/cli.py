@@ -28,6 +28,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from operators import plan, registry_cli, runner, serve, ui
+from operators.project import Project
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_END = date(2026, 11, 24)
@@ -93,11 +94,12 @@ def run_lint(args: argparse.Namespace) -> int:
     errors = failed = 0
     shown: set[str] = set()  # a contract or suite that several specs name is reported once
     for path in paths:
-        result = lint_spec(path)
-        problems = [line for line in (_relative(p).lint_line() for p in result.problems) if line not in shown]
-        shown.update(problems)
-        if not problems and result.spec is not None:
-            problems = _compile_problems(path)
+        with Project.at(_project_of(path, args.project), None).reading_specs():
+            result = lint_spec(path)
+            problems = [line for line in (_relative(p).lint_line() for p in result.problems) if line not in shown]
+            shown.update(problems)
+            if not problems and result.spec is not None:
+                problems = _compile_problems(path)
         if problems:
             errors, failed = errors + len(problems), failed + 1
             print("\n".join(problems), file=sys.stderr)
@@ -109,6 +111,18 @@ def run_lint(args: argparse.Namespace) -> int:
     if errors:
         print(f"{errors} error(s) in {failed} of {len(paths)} spec(s)", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _project_of(spec: Path, chosen: str | None) -> str | Path | None:
+    """The project folder a spec's relative paths and feature packages belong to: `--project`, else
+    `SKYLIFT_PROJECT`, else the folder holding the spec's `dags/pipelines/` (a copied project is
+    linted from anywhere), else this repository."""
+    if chosen or os.environ.get("SKYLIFT_PROJECT"):
+        return chosen
+    folder = spec.resolve().parent
+    if folder.name == "pipelines" and folder.parent.name == "dags":
+        return folder.parent.parent
+    return None
 
 
 def _relative(problem):
@@ -186,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     lineage.set_defaults(func=run_lineage)
     lint = sub.add_parser("lint", aliases=["check"], help="every error of pipeline specs (files or folders) at once")
     lint.add_argument("specs", nargs="+", help="spec files, or folders of them")
+    lint.add_argument("--project", help="project folder the specs' paths are relative to (env SKYLIFT_PROJECT; "
+                                        "default: the folder holding the spec's dags/pipelines/)")
     lint.set_defaults(func=run_lint)
     schema = sub.add_parser("schema", help="print the JSON Schema of a pipeline spec (for editors)")
     schema.set_defaults(func=run_schema)

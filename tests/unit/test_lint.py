@@ -260,3 +260,27 @@ def test_the_one_source_shorthand_passes_the_frame_positionally(project):
     write(project, "pipelines/short.yaml", shorthand.replace("lintjobs.good:build", "lintjobs.three:build"))
     (problem,) = lint_spec(project / "pipelines" / "short.yaml").problems
     assert problem.key == "features.job" and "missing a required argument: 'extra'" in problem.message
+
+
+def test_a_copied_project_is_linted_from_any_folder(tmp_path, monkeypatch, capsys):
+    """The tutorial's `skylift lint /tmp/parcels/dags/pipelines`, run from elsewhere: the spec's paths
+    and its feature package belong to the folder holding its dags/pipelines/ (or to --project)."""
+    from tests.e2e.own_project import write_project
+
+    root = write_project(tmp_path / "parcels")
+    monkeypatch.delenv("SKYLIFT_PROJECT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        assert main(["lint", str(root / "dags" / "pipelines")]) == 0, capsys.readouterr().err
+        assert capsys.readouterr().out == f"{root / 'dags' / 'pipelines' / 'parcels.yaml'}: ok (parcels: " \
+                                          "parcels_daily, parcels_retrain)\n"
+        moved = tmp_path / "specs"
+        moved.mkdir()
+        (moved / "parcels.yaml").write_text((root / "dags" / "pipelines" / "parcels.yaml").read_text())
+        assert main(["lint", "--project", str(root), str(moved)]) == 0, capsys.readouterr().err
+        assert main(["lint", str(moved)]) == 1  # neither --project nor a project layout: this repository's paths
+        assert "source.schema: file 'contracts/shipments.yaml' not found" in capsys.readouterr().err
+    finally:
+        for name in [m for m in sys.modules if m.split(".")[0] == "parcel_jobs"]:
+            del sys.modules[name]
