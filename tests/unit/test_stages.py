@@ -80,3 +80,24 @@ def test_two_specs_publishing_one_custom_dataset_are_refused(project):
         "    reads: [validated/shipments]\n", "    reads: [validated/shipments]\n    dataset: parcels_heavy_share\n"))
     with pytest.raises(SpecError, match=r"custom stage dataset 'parcels_heavy_share' is also written by .*copy"):
         load_spec(spec)
+
+
+def test_a_stage_registered_as_an_entry_point_needs_no_stage_modules(project, monkeypatch):
+    """The other explicit registration: a `skylift.stages` entry point of an installed package
+    (`heavy_share = "parcel_stages.shares:HEAVY_SHARE"`), with no `stage_modules:` in `_defaults.yaml`."""
+    from importlib.metadata import EntryPoint
+
+    from operators.spec import custom_stages
+    from operators.spec.compiler import dags_from_spec_file
+
+    (project / "dags" / "pipelines" / "_defaults.yaml").write_text("owner: logistics-team\n")
+    points = [EntryPoint("heavy_share", "parcel_stages.shares:HEAVY_SHARE", custom_stages.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(custom_stages, "entry_points",
+                        lambda group: points if group == custom_stages.ENTRY_POINT_GROUP else [])
+    dag = dags_from_spec_file(project / "dags" / "pipelines" / "parcels.yaml")["parcels_daily"]
+    assert [t.task_id for t in dag.topological_sort()] == ["ingest", "validate", "heavy_share", "features"]
+    assert dag.get_task("heavy_share").stage_module == "parcel_stages.shares"
+
+    points[0] = EntryPoint("heavy", "parcel_stages.shares:HEAVY_SHARE", custom_stages.ENTRY_POINT_GROUP)
+    with pytest.raises(SpecError, match="entry point 'heavy' .* must be a CustomStage named 'heavy'"):
+        load_spec(project / "dags" / "pipelines" / "parcels.yaml")
