@@ -102,7 +102,7 @@ def _start_date_line(spec_file: Path, start: date) -> str:
 
 
 class MetadataDb:
-    """Read-only view of the embedded metadata DB: task states of a run, paused flags."""
+    """The embedded metadata DB: task states of a run, paused flags (read), and the unpause toggle."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -119,6 +119,13 @@ class MetadataDb:
     def is_paused(self, dag_id: str) -> bool:
         rows = self._query("SELECT is_paused FROM dag WHERE dag_id = ?", (dag_id,))
         return bool(rows and rows[0][0])
+
+    def unpause(self, dag_id: str) -> bool:
+        """Unpause `dag_id` as the UI's toggle does; False if the database does not know the DAG."""
+        if not self.path.is_file():
+            return False
+        with sqlite3.connect(self.path, timeout=30) as conn:
+            return conn.execute("UPDATE dag SET is_paused = 0 WHERE dag_id = ?", (dag_id,)).rowcount > 0
 
     def latest_run(self, dag_id: str, logical: datetime, since: datetime) -> tuple[str, str] | None:
         """The run of `dag_id` for `logical` created at or after `since` (not an earlier run of the date)."""
@@ -248,7 +255,8 @@ def run_pipeline(project: Project, request: RunRequest, summary: bool = True) ->
     project.write_dag_files()
     if MetadataDb(project.metadata_db).is_paused(dag_id):
         raise SpecError(f"DAG {dag_id} is paused (in {project.metadata_db}, the database `skylift ui` shows): "
-                        f"unpause it in the UI, or run `skylift --home {project.home} unpause {dag_id}`")
+                        f"unpause it in the UI, or run `skylift --home {project.home} unpause {dag_id} "
+                        f"--project {project.root}`")
     project.logs_dir.mkdir(parents=True, exist_ok=True)
     log = project.logs_dir / f"{dag_id}-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
     print(f"Airflow log: {log}", flush=True)
@@ -299,8 +307,19 @@ def _guarded(args: argparse.Namespace, body: Any) -> int:
         return 130
 
 
+def command_unpause(args: argparse.Namespace) -> int:
+    def body(project: Project) -> int:
+        if not MetadataDb(project.metadata_db).unpause(args.dag_id):
+            raise SpecError(f"no DAG {args.dag_id} in {project.metadata_db} (it is known once a run or "
+                            "`skylift ui` has loaded the project's DAGs)")
+        print(f"{args.dag_id} unpaused in {project.metadata_db}")
+        return 0
+
+    return _guarded(args, body)
+
+
 def add_commands(sub: Any) -> None:
-    """Register `run` and `backfill` on the `skylift` parser's subcommands."""
+    """Register `run`, `backfill` and `unpause` on the `skylift` parser's subcommands."""
     for name, helptext in (("run", "run a pipeline's DAG for one date on the embedded default"),
                            ("backfill", "run a pipeline's DAG for every date of a range, oldest first")):
         cmd = sub.add_parser(name, help=helptext)
@@ -314,6 +333,10 @@ def add_commands(sub: Any) -> None:
         cmd.add_argument("--conf", help='trigger parameters as JSON, e.g. \'{"max_depth": 3}\'')
         add_location_options(cmd)
         cmd.set_defaults(func=command_run if name == "run" else command_backfill)
+    cmd = sub.add_parser("unpause", help="unpause a DAG paused in the UI, so that `skylift run` runs it again")
+    cmd.add_argument("dag_id", help="the DAG's id, <pipeline>_<dag>")
+    add_location_options(cmd)
+    cmd.set_defaults(func=command_unpause)
 
 
 def add_location_options(cmd: Any) -> None:

@@ -72,6 +72,28 @@ def test_metadata_db_reads_paused_flags_and_task_states(tmp_path):
         conn.execute("INSERT INTO task_instance VALUES ('ingest', 'x', 'r', 'success', 1, 2.5, 2)")
     assert db.is_paused("x") is True
     assert db.task_states("x", "r") == [TaskState("ingest", "success", 1, 2.5)]
+    assert db.unpause("x") is True and db.is_paused("x") is False
+    assert db.unpause("unknown") is False
+
+
+def test_skylift_unpause_clears_the_flag_the_refusal_names(tmp_path, monkeypatch, capsys):
+    from operators.cli import embedded_environment, main
+
+    root = write_project(tmp_path / "project")
+    project = Project.at(root, tmp_path / "home")
+    for key, value in {**embedded_environment(project.home, root), **project.environment()}.items():
+        monkeypatch.setenv(key, value)  # what --home and the command set, put back after the test
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    project.metadata_db.parent.mkdir(parents=True)
+    with sqlite3.connect(project.metadata_db) as conn:
+        conn.execute("CREATE TABLE dag (dag_id TEXT, is_paused BOOLEAN)")
+        conn.execute("INSERT INTO dag VALUES ('parcels_daily', 1)")
+    location = ["--project", str(root)]
+    assert main(["--home", str(project.home), "unpause", "parcels_daily", *location]) == 0
+    assert capsys.readouterr().out == f"parcels_daily unpaused in {project.metadata_db}\n"
+    assert MetadataDb(project.metadata_db).is_paused("parcels_daily") is False
+    assert main(["--home", str(project.home), "unpause", "parcels_nightly", *location]) == 2
+    assert f"no DAG parcels_nightly in {project.metadata_db}" in capsys.readouterr().err
 
 
 def test_progress_prints_each_change_once():
