@@ -3,8 +3,10 @@ training operator's own preparation; nothing is written."""
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -84,3 +86,55 @@ def test_the_plan_names_the_deploy_targets_objects(project):
     deploy = next(t for t in plan.tasks if t.task_id == "deploy")
     assert deploy.writes[-1] == ("Deployment, Service serving/skylift-parcels serving the champion, smoke-tested "
                                  "through the Service (put back with the alias if that fails)")
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+README_COMMAND = ("skylift plan parcels --project /tmp/parcels --dag retrain --date 2026-03-05 "
+                  "--conf '{\"max_depth\": 2}'")
+# What differs from one real run to the next: when and by which run a partition was built, the
+# reuse key and attempt id (hashes of the code and a random id), the pod's random name, Airflow's version.
+VOLATILE = ((re.compile(r"built \S+ by \S+:"), "built TIME by RUN:"), (re.compile(r"[0-9a-f]{16,}"), "HEX"),
+            (re.compile(r"parcels-train-[a-z0-9]{8}\b"), "parcels-train-NAME"),
+            (re.compile(r"airflow_version: \S+"), "airflow_version: VERSION"))
+
+
+def readme_transcript() -> str:
+    """The output block that follows the README's `skylift plan parcels ...` command."""
+    text = README.read_text()
+    after = text[text.index(README_COMMAND):]
+    block = after[after.index("```\n\n```\n") + len("```\n\n```\n"):]
+    return block[: block.index("\n```")]
+
+
+def comparable(text: str) -> list[str]:
+    """The transcript's words with the volatile values masked (the pod's arguments are JSON that YAML
+    wraps by length, so line breaks depend on the folder's name: words are compared, not lines)."""
+    for pattern, mask in VOLATILE:
+        text = pattern.sub(mask, text)
+    return text.split()
+
+
+def test_the_readme_shows_what_plan_prints_for_the_tutorial(tmp_path, monkeypatch):
+    """The README's plan of the tutorial's retrain, in the lake state the tutorial's commands leave:
+    validated shipments of 2026-03-01..05 (60 parcels a day) and the features of 2026-03-05."""
+    root = write_project(tmp_path / "parcels")
+    project = Project(root=root, home=root / ".skylift")
+    for key, value in project.environment().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.syspath_prepend(str(root))
+    for name in [m for m in sys.modules if m.split(".")[0] == "parcel_jobs"]:
+        monkeypatch.delitem(sys.modules, name)
+    lake = Lake(f"file://{project.home}/skylift/lake")
+    rows = {"shipment_id": [f"s{n}" for n in range(60)], "km_per_kg": [float(n) for n in range(60)],
+            "late": [n % 2 for n in range(60)]}
+    for day in ("2026-03-04", "2026-03-05"):
+        with lake.publish("validated", "shipments", day, run_id="scheduled__earlier") as writer:
+            writer.write_table(pa.table(rows))
+    with lake.publish("features", "parcels_features", "2026-03-05", run_id="manual__earlier") as writer:
+        writer.write_table(pa.table(rows))
+
+    text = plan_run(project, "parcels", date(2026, 3, 5), "retrain", {"max_depth": 2}).render()
+    shown = text.replace(str(root), "/tmp/parcels")
+    assert comparable(shown) == comparable(readme_transcript()), (
+        "the README's `skylift plan` transcript (section skylift plan) is stale; run the tutorial's commands "
+        f"and `{README_COMMAND}`, and paste its output. What plan prints now:\n{shown}")
