@@ -1,14 +1,11 @@
-"""The `churn` pipeline, compiled from `pipelines/churn.yaml` (edit the YAML, not this file).
+"""The Airflow DAGs of the `churn` pipeline, compiled from `pipelines/churn.yaml` (edit the YAML, not this file).
 
 One small file per spec, so that a broken spec shows up as this file's import error while
-every other pipeline keeps loading.
+every other pipeline keeps loading. (Airflow's DAG processor reads only files that name
+both "airflow" and "dag".)
 """
 
 from pathlib import Path
-
-# Imported here so that Airflow's DAG processor pre-imports it once for all parses
-# ([dag_processor] parsing_pre_import_modules); the training operator is a KubernetesPodOperator.
-import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401
 
 from operators.spec.compiler import dags_from_spec_file
 

@@ -160,13 +160,16 @@ class _Planner:
                  f"{task.framework} {task.model_task}, target {task.target}, execution {task.execution}"]
         context = self._context(task)
         try:
-            config, key = task.prepare(context, self.settings)
+            config, key, run = task.prepare(context, self.settings)
         except Exception as exc:  # noqa: BLE001 - what the task itself would raise, or skip with
             from airflow.sdk.exceptions import AirflowSkipException
 
             verdict = "skips (and so do register and deploy)" if isinstance(exc, AirflowSkipException) else \
                 f"fails with {type(exc).__name__}"
-            return [], [], [*notes, f"{verdict}: {exc}", self._pod(task, context)]
+            from operators.train import PodRun
+
+            unprepared = PodRun(image=task.image or self.settings.training_image, arguments=(), gpu=task.gpu)
+            return [], [], [*notes, f"{verdict}: {exc}", self._pod(task, context, unprepared)]
         reads = [f"{self.lake.root}/features/{task.dataset}/ds={d}" for d in config["dates"]]
         labels = config.get("labels")
         if labels:
@@ -183,15 +186,15 @@ class _Planner:
             earlier = find_reusable(MlflowHook(self.settings.mlflow_tracking_uri).client, config["experiment"], key)
             notes.append(f"reuses finished MLflow run {earlier['run_id']} (same partitions, parameters and code)"
                          if earlier else "trains a new model (no finished MLflow run with this key)")
-        notes.append(self._pod(task, context))
+        notes.append(self._pod(task, context, run))
         return reads, [f"MLflow run in experiment {config['experiment']} (model artifact)"], notes
 
-    def _pod(self, task: Any, context: dict[str, Any]) -> str:
+    def _pod(self, task: Any, context: dict[str, Any], run: Any) -> str:
         import yaml
         from kubernetes.client import ApiClient
 
         with contextlib.redirect_stdout(sys.stderr):  # its "Building pod ..." log line is no part of the plan
-            pod = task.build_pod_request_obj(context, dry_run=True)
+            pod = task.render_pod(context, run)
         body = ApiClient().sanitize_for_serialization(pod)
         where = "submitted to Kubernetes" if task.execution == "kubernetes" else \
             "not submitted: train.execution is local, the same command runs in a local process"

@@ -160,12 +160,12 @@ class TrialTrainOperator(TrainModelOperator):
                       ", resumed from an earlier attempt" if claimed.resumed else "", claimed.params)
         mlflow_hook = MlflowHook(settings.mlflow_tracking_uri)
         try:
-            config, _ = self.prepare(context, settings)
+            config, _, run = self.prepare(context, settings)
             self.fail_stale_trial_runs(mlflow_hook, plan)
             if self.execution == "kubernetes":
-                attempt = self.run_pod(context, mlflow_hook, config)  # may defer: trigger_reentry goes on
+                attempt = self.run_pod(context, mlflow_hook, config, run)  # may defer: trigger_reentry goes on
             else:
-                attempt = self.run_locally(context, settings)
+                attempt = self.run_locally(context, settings, run)
             result = self.collect(mlflow_hook, attempt)
         except Exception:
             hyper_search.record(study, claimed.number, None)

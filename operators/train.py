@@ -1,30 +1,31 @@
 """Stage 4: train a model in a GPU pod, or run the pod's exact command locally.
 
-`TrainModelOperator` is a `KubernetesPodOperator`: it renders a pod that runs the training
-entrypoint (`python -m include.training.entrypoint --config <json>`) with GPU limits, a node
-selector and tolerations. With `execution="local"` (the embedded default) it renders the same
-pod and runs that container's command and environment as a subprocess instead, so the two
-modes cannot drift apart. The entrypoint logs everything to MLflow, its result document included;
-the operator tags the run with a fresh attempt id and reads the result back from MLflow after the
-pod succeeds (no XCom sidecar, nothing read from the pod). In a pod, the provider's own code
-creates, re-attaches to (after a lost worker), follows and deletes the pod, synchronously or from
-the triggerer (`deferrable`); Skylift's post-processing runs after either.
+`TrainModelOperator` renders a pod that runs the training entrypoint (`python -m
+include.training.entrypoint --config <json>`) with GPU limits, a node selector and tolerations,
+and hands it to the cncf-kubernetes provider's `KubernetesPodOperator` (operators/training_pod.py),
+built when the task runs, so that parsing a DAG never imports the provider's operator. With
+`execution="local"` (the embedded default) it renders the same pod and runs that container's
+command and environment as a subprocess instead, so the two modes cannot drift apart. The
+entrypoint logs everything to MLflow, its result document included; the operator tags the run
+with a fresh attempt id and reads the result back from MLflow after the pod succeeds (no XCom
+sidecar, nothing read from the pod). In a pod, the provider's own code creates, re-attaches to
+(after a lost worker), follows and deletes the pod, synchronously or from the triggerer
+(`deferrable`); Skylift's post-processing runs after either.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from include.errors import PartitionNotFound, SpecError, TrainingError
@@ -38,20 +39,10 @@ from operators.settings import Settings
 
 if TYPE_CHECKING:
     from include.labels import LabelInput, LabelPlan
+    from operators.training_pod import TrainingPodOperator
 
-ENTRYPOINT = ["python", "-m", "include.training.entrypoint"]
 TAIL_LINES = 40
 TRAINING_KEY_ANNOTATION = "skylift.io/training-key"
-ATTEMPT_EVENT_KEY = "skylift_attempt"  # the attempt rides along in the trigger's event
-SHM_VOLUME = "dshm"
-# What a FailedScheduling message says -> the spec key that changes it.
-UNSCHEDULABLE_HINTS = (
-    ("Insufficient nvidia.com/gpu", "train.resources.gpu (or the run's gpu param)"),
-    ("Insufficient cpu", "train.resources.cpu"),
-    ("Insufficient memory", "train.resources.memory"),
-    ("node affinity/selector", "train.kubernetes.node_selector (or train.resources.gpu_type)"),
-    ("untolerated taint", "train.kubernetes.tolerations"),
-)
 
 
 @dataclass(frozen=True)
@@ -80,7 +71,19 @@ class TrainingAttempt:
         return {"experiment": self.experiment, "attempt_id": self.attempt_id, "key": self.key}
 
 
-class TrainModelOperator(KubernetesPodOperator):
+@dataclass(frozen=True)
+class PodRun:
+    """What one run adds to the spec's pod: the image, the entrypoint's arguments, the environment
+    (non-secret settings only), annotations and the GPU count (the run's `gpu` param may differ)."""
+
+    image: str
+    arguments: tuple[str, ...]
+    gpu: int
+    environment: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+class TrainModelOperator(BaseOperator):
     ui_color = "#fde2e1"
     operator_extra_links = (MlflowRunLink(),)
 
@@ -118,46 +121,16 @@ class TrainModelOperator(KubernetesPodOperator):
         schedule_timeout: int = 600,
         startup_timeout: int = 600,
         deferrable: bool = False,
+        pod_options: dict[str, Any] | None = None,
         reuse_unchanged: bool = True,
         label_plan: LabelPlan | None = None,
         labels_dataset: str | None = None,
         holdout_days: int = 3,
         **kwargs: Any,
     ) -> None:
-        from kubernetes.client import models as k8s
-
         if execution not in ("local", "kubernetes"):
             raise SpecError(f"execution must be 'local' or 'kubernetes', got {execution!r}")
-        secrets = [env_from_secret] if isinstance(env_from_secret, str) else list(env_from_secret or [])
-        # Each model otherwise builds its own client Configuration (logger set-up included) at parse time.
-        config = {"local_vars_configuration": _models_configuration()}
-        super().__init__(
-            name=f"{pipeline}-train".replace("_", "-"),
-            namespace=namespace,
-            image=image,
-            image_pull_secrets=[k8s.V1LocalObjectReference(name=n, **config) for n in image_pull_secrets or []],
-            cmds=list(ENTRYPOINT),
-            arguments=[],
-            node_selector=node_selector or {},
-            tolerations=[k8s.V1Toleration(**t, **config) for t in (tolerations or [])],
-            env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n, **config), **config)
-                      for n in secrets],
-            service_account_name=service_account,
-            priority_class_name=priority_class,
-            volumes=[k8s.V1Volume(name=SHM_VOLUME, empty_dir=k8s.V1EmptyDirVolumeSource(
-                medium="Memory", size_limit=shm_size, **config), **config)] if shm_size else [],
-            volume_mounts=[k8s.V1VolumeMount(name=SHM_VOLUME, mount_path="/dev/shm", **config)] if shm_size else [],
-            schedule_timeout_seconds=schedule_timeout,
-            startup_timeout_seconds=startup_timeout,
-            deferrable=deferrable,
-            durable=True,  # a retry after a lost worker re-attaches to the pod (labels: dag, task, run)
-            # No XCom sidecar (it needs exec into the pod): the result comes from MLflow, pushed by execute.
-            do_xcom_push=False,
-            get_logs=True,
-            log_events_on_failure=True,
-            on_finish_action="delete_pod",
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.pipeline = pipeline
         self.dataset = dataset
         self.framework = framework
@@ -177,37 +150,50 @@ class TrainModelOperator(KubernetesPodOperator):
         self.label_plan = label_plan
         self.labels_dataset = labels_dataset
         self.holdout_days = holdout_days
+        # The pod, as plain values: its Kubernetes models are built when the task runs (training_pod.py).
         self.gpu, self.cpu, self.memory = gpu, cpu, memory
         self.cpu_limit, self.memory_limit = cpu_limit, memory_limit
         self.gpu_type, self.gpu_type_label = gpu_type, gpu_type_label
+        self.namespace, self.image = namespace, image
+        self.image_pull_secrets = list(image_pull_secrets or [])
+        self.node_selector = dict(node_selector or {})
+        self.tolerations = [dict(t) for t in tolerations or []]
+        self.env_from_secret = [env_from_secret] if isinstance(env_from_secret, str) else list(env_from_secret or [])
+        self.service_account, self.priority_class, self.shm_size = service_account, priority_class, shm_size
+        self.schedule_timeout, self.startup_timeout = schedule_timeout, startup_timeout
+        self.deferrable = deferrable
+        # Further KubernetesPodOperator arguments (connection, polling intervals), passed as they are.
+        self.pod_options = dict(pod_options or {})
+        self._pod_operator: TrainingPodOperator | None = None
         self._process: subprocess.Popen | None = None
-        self._launch_failure: TrainingError | None = None
 
     # ---- the pod ---------------------------------------------------------------------------
-    def pod_resources(self, gpu: int) -> Any:
-        from kubernetes.client import models as k8s
-
+    def pod_resources(self, gpu: int) -> dict[str, dict[str, str]]:
+        """The container's requests and limits (limits default to the requests)."""
         limits = {"cpu": self.cpu_limit or self.cpu, "memory": self.memory_limit or self.memory}
         if gpu:
             limits["nvidia.com/gpu"] = str(gpu)
-        return k8s.V1ResourceRequirements(requests={"cpu": self.cpu, "memory": self.memory}, limits=limits)
+        return {"requests": {"cpu": self.cpu, "memory": self.memory}, "limits": limits}
 
-    def gpu_affinity(self, gpu: int) -> Any:
-        """Required node affinity to the GPU model, when the spec names one and the run asks for GPUs."""
-        from kubernetes.client import models as k8s
+    def pod_operator(self, run: PodRun | None) -> TrainingPodOperator:
+        """The provider's pod operator for this run, kept for on_kill (built here, not at parse time)."""
+        from operators.training_pod import training_pod_operator
 
-        if not (gpu and self.gpu_type):
-            return None
-        term = k8s.V1NodeSelectorTerm(match_expressions=[k8s.V1NodeSelectorRequirement(
-            key=self.gpu_type_label, operator="In", values=[self.gpu_type])])
-        return k8s.V1Affinity(node_affinity=k8s.V1NodeAffinity(
-            required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(node_selector_terms=[term])))
+        self._pod_operator = training_pod_operator(self, run)
+        return self._pod_operator
 
-    def prepare(self, context: Any, settings: Settings) -> tuple[dict[str, Any], str]:
-        """Fill in what depends on the run: image, arguments, environment, GPU count. Returns the
-        training config and its reuse key (what the model would be built from)."""
-        from airflow.providers.cncf.kubernetes.backcompat.backwards_compat_converters import convert_env_vars
+    def render_pod(self, context: Any, run: PodRun) -> Any:
+        """The pod this run would submit (V1Pod), as the provider renders it."""
+        return self.pod_operator(run).build_pod_request_obj(context, dry_run=True)
 
+    @property
+    def pod(self) -> Any:
+        """The live pod of the running attempt, once the provider created or found it."""
+        return self._pod_operator.pod if self._pod_operator is not None else None
+
+    def prepare(self, context: Any, settings: Settings) -> tuple[dict[str, Any], str, PodRun]:
+        """What depends on the run: the training config, its reuse key (what the model would be built
+        from) and the pod's image, arguments, environment and GPU count."""
         params = context.get("params") or {}
         gpu = int(params["gpu"]) if params.get("gpu") is not None else self.gpu
         lake_hook = LakeHook(settings.lake_root, settings.lake_conn_id)
@@ -221,32 +207,29 @@ class TrainModelOperator(KubernetesPodOperator):
             fingerprints = {**fingerprints, **{f"labels/{d}": fp for d, fp in label_fingerprints.items()}}
         # In a pod that asked for GPUs, no CUDA is an error; locally, use a GPU only if there is one.
         config["device"] = "cuda" if gpu and self.execution == "kubernetes" else "auto"
-        self.image = self.image or settings.training_image
+        image = self.image or settings.training_image
         # Unique per launch: the entrypoint's MLflow run carries it, and the result is looked up by it.
         config["tags"][train_reuse.ATTEMPT_TAG] = uuid.uuid4().hex
-        code = self.code_identity(config)
-        self.arguments = ["--config", json.dumps(config, sort_keys=True)]
-        self.container_resources = self.pod_resources(gpu)
-        self.affinity = self.gpu_affinity(gpu) or self.affinity
+        code = self.code_identity(config, image)
         mlflow_env = MlflowHook(settings.mlflow_tracking_uri, settings.mlflow_artifact_root).environment()
         # Only non-secret settings go into the pod spec; keys come from `env_from_secret` there.
         public = {k: v for k, v in lake_hook.environment().items() if k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")}
-        self.env_vars = convert_env_vars({**mlflow_env, **public})
         key = train_reuse.training_key(config, list(fingerprints.values()), code)
-        self.annotations = {**(self.annotations or {}), TRAINING_KEY_ANNOTATION: key}
-        return config, key
+        run = PodRun(image=image, arguments=("--config", json.dumps(config, sort_keys=True)), gpu=gpu,
+                     environment={**mlflow_env, **public}, annotations={TRAINING_KEY_ANNOTATION: key})
+        return config, key, run
 
-    def code_identity(self, config: dict[str, Any]) -> str | None:
+    def code_identity(self, config: dict[str, Any], image: str) -> str | None:
         """What stands for the training code in the reuse key: in a pod the image's digest (or its tag,
         with a warning); locally None, i.e. the source files. Records the image on the run."""
         if self.execution != "kubernetes":
             return None
-        code, pinned = train_reuse.image_identity(self.image)
+        code, pinned = train_reuse.image_identity(image)
         if not pinned:
             self.log.warning("training image %s has no digest: reuse of earlier models is keyed on the tag, so new "
                              "code pushed under the same tag would not retrain; pin it as "
-                             "train.kubernetes.image: <repo>@sha256:<digest>", self.image)
-        config["tags"]["skylift.image"] = self.image
+                             "train.kubernetes.image: <repo>@sha256:<digest>", image)
+        config["tags"]["skylift.image"] = image
         return code
 
     def training_config(self, context: Any, settings: Settings, dates: list[str]) -> dict[str, Any]:
@@ -348,84 +331,46 @@ class TrainModelOperator(KubernetesPodOperator):
     # ---- running ---------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
         settings = Settings.resolve()
-        config, key = self.prepare(context, settings)
+        config, key, run = self.prepare(context, settings)
         mlflow_hook = MlflowHook(settings.mlflow_tracking_uri)
         result = self.earlier_result(context, mlflow_hook, config["experiment"], key)
         if result is None:
             if self.execution == "kubernetes":
-                attempt = self.run_pod(context, mlflow_hook, config)  # may defer: then trigger_reentry goes on
+                attempt = self.run_pod(context, mlflow_hook, config, run)  # may defer: then trigger_reentry goes on
             else:
                 mlflow_hook.fail_stale_runs(config["experiment"], context["ti"].run_id, partition_date(context))
-                attempt = self.run_locally(context, settings)
+                attempt = self.run_locally(context, settings, run)
             result = self.collect(mlflow_hook, attempt)
         return self.publish(context, mlflow_hook, result)
 
-    def run_pod(self, context: Any, mlflow_hook: MlflowHook, config: dict[str, Any]) -> TrainingAttempt:
+    def run_pod(self, context: Any, mlflow_hook: MlflowHook, config: dict[str, Any], run: PodRun) -> TrainingAttempt:
         """Create the pod, or re-attach to this task's live one, and follow it to its end."""
-        live = self.find_pod(self.namespace, context)
+        pod_operator = self.pod_operator(run)
+        live = pod_operator.find_pod(self.namespace, context)
         if live is None or (live.status and live.status.phase in ("Succeeded", "Failed")):
             mlflow_hook.fail_stale_runs(config["experiment"], context["ti"].run_id, partition_date(context))
         else:  # its MLflow run is alive: leave it RUNNING
             self.log.info("re-attaching to training pod %s (%s)", live.metadata.name, live.status.phase)
         try:
-            super().execute(context)
+            pod_operator.execute(context)  # deferrable: raises TaskDeferred, resumed by trigger_reentry below
         except Exception as exc:
-            if self._launch_failure is not None:
-                raise self._launch_failure from exc
+            if pod_operator.launch_failure is not None:
+                raise pod_operator.launch_failure from exc
             raise
-        return TrainingAttempt.of_pod(self.pod)
-
-    def invoke_defer_method(self, last_log_time: Any = None, context: Any = None) -> None:
-        if self.pod is not None:
-            self.trigger_kwargs = {**(self.trigger_kwargs or {}),
-                                   ATTEMPT_EVENT_KEY: TrainingAttempt.of_pod(self.pod).as_dict()}
-        super().invoke_defer_method(last_log_time=last_log_time, context=context)
+        return TrainingAttempt.of_pod(pod_operator.pod)
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Back from the triggerer: the provider's log and clean-up, then Skylift's result check, reuse
         tag and MLflow link, exactly as after a synchronous run."""
-        from kubernetes.client import models as k8s
+        from operators.training_pod import ATTEMPT_EVENT_KEY
 
-        try:
-            super().trigger_reentry(context, event)
-        except Exception as exc:
-            if event.get("status") == "timeout":
-                pod = self.pod or k8s.V1Pod(metadata=k8s.V1ObjectMeta(name=event["name"],
-                                                                      namespace=event["namespace"]))
-                failure = self.scheduling_failure(pod)
-                if failure is not None:
-                    raise failure from exc
-            raise
+        self.pod_operator(None).trigger_reentry(context, event)
         if ATTEMPT_EVENT_KEY not in event:
             raise TrainingError(f"the trigger's event for pod {event.get('name')} names no training attempt; "
                                 "clear the task to train again")
         attempt = TrainingAttempt(**event[ATTEMPT_EVENT_KEY])
         mlflow_hook = MlflowHook(Settings.resolve().mlflow_tracking_uri)
         return self.publish(context, mlflow_hook, self.collect(mlflow_hook, attempt))
-
-    def await_pod_start(self, pod: Any) -> None:
-        from airflow.providers.cncf.kubernetes.utils.pod_manager import PodLaunchTimeoutException
-
-        try:
-            super().await_pod_start(pod)
-        except PodLaunchTimeoutException:
-            # The provider's clean-up raises its own error after this; execute re-raises this one.
-            self._launch_failure = self.scheduling_failure(pod)
-            raise
-
-    def scheduling_failure(self, pod: Any) -> TrainingError | None:
-        """The scheduler's reason a pod found no node, with the spec key to change; None when it was not
-        a scheduling problem. Events outlive the pod, so this works after its deletion too."""
-        events = [e for e in self.pod_manager.read_pod_events(pod).items if e.reason == "FailedScheduling"]
-        if not events:
-            return None
-        message = events[-1].message.strip()
-        keys = [key for needle, key in UNSCHEDULABLE_HINTS if needle in message]
-        change = " and ".join(keys) if keys else "the pod's resources or placement"
-        return TrainingError(
-            f"training pod {pod.metadata.namespace}/{pod.metadata.name} found no node within schedule_timeout "
-            f"({self.schedule_timeout_seconds}s, train.kubernetes.schedule_timeout): {message} Change {change}, "
-            "or add nodes that fit.")
 
     def collect(self, mlflow_hook: MlflowHook, attempt: TrainingAttempt) -> dict[str, Any]:
         """The finished attempt's result from MLflow, then marked reusable under its key."""
@@ -457,9 +402,9 @@ class TrainModelOperator(KubernetesPodOperator):
                           "(trigger with rebuild=true to train again)", result["run_id"])
         return result
 
-    def run_locally(self, context: Any, settings: Settings) -> TrainingAttempt:
+    def run_locally(self, context: Any, settings: Settings, run: PodRun) -> TrainingAttempt:
         """Run the rendered pod's container command and environment as a subprocess."""
-        pod = self.build_pod_request_obj(context, dry_run=True)
+        pod = self.render_pod(context, run)
         container = pod.spec.containers[0]
         command = [*container.command, *container.args]
         if command[0] == "python":
@@ -494,16 +439,8 @@ class TrainModelOperator(KubernetesPodOperator):
                 self._process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self._process.kill()
-        if self.execution == "kubernetes":
-            super().on_kill()
-
-
-@functools.cache
-def _models_configuration() -> Any:
-    """The client configuration the pod's Kubernetes models check their fields with (one per process)."""
-    from kubernetes.client import Configuration
-
-    return Configuration.get_default_copy()
+        if self._pod_operator is not None and self.execution == "kubernetes":
+            self._pod_operator.on_kill()
 
 
 def pod_arguments(resources: Any, kubernetes: Any) -> dict[str, Any]:

@@ -83,7 +83,8 @@ def operator(**overrides):
         task_id="train", pipeline="churn", dataset="customer_features", framework="xgboost", target="churned",
         key=["customer_id"], model_params={"num_boost_round": 20, "max_depth": 3}, window_days=2,
         execution="kubernetes", namespace="ml", env_from_secret=SECRET, image=f"skylift-training@{DIGEST}",
-        cpu="1", memory="2Gi", schedule_timeout=2, startup_timeout=30, startup_check_interval_seconds=0.5,
+        cpu="1", memory="2Gi", schedule_timeout=2, startup_timeout=30,
+        pod_options={"startup_check_interval_seconds": 0.5, "poll_interval": 0.5},
     )
     return TrainModelOperator(**{**arguments, **overrides})
 
@@ -209,7 +210,7 @@ def test_deferrable_post_processing_runs_after_the_trigger(kube, skylift_env):
 
     context = pod_context(run_id="manual__deferred")
     with pytest.raises(TaskDeferred) as deferred:
-        operator(deferrable=True, poll_interval=0.5).execute(context)
+        operator(deferrable=True).execute(context)
     assert deferred.value.method_name == "trigger_reentry"
 
     async def first_event():
@@ -219,7 +220,7 @@ def test_deferrable_post_processing_runs_after_the_trigger(kube, skylift_env):
     event = asyncio.run(first_event())
     assert event.payload["status"] == "success", event.payload
     # Airflow resumes on a fresh operator instance, in a new process
-    result = operator(deferrable=True, poll_interval=0.5).trigger_reentry(context, event.payload)
+    result = operator(deferrable=True).trigger_reentry(context, event.payload)
 
     run = mlflow_run(skylift_env, result["run_id"])
     assert run.data.tags[KEY_TAG]  # the reuse tag: post-processing ran

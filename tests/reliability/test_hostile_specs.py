@@ -30,10 +30,8 @@ NOT_A_FEATURE_PACKAGE = "is not in an allowed feature package ['include.features
                         "allow more)"
 NAME_PATTERN = "String should match pattern '^[a-z][a-z0-9_]{0,62}$'"
 CHURN_DAGS = {"churn_nightly", "churn_retrain", "churn_score"}
-STUB = '''"""A DAG file like dags/churn_pipeline.py, for one spec."""
+STUB = '''"""An Airflow DAG file like dags/churn_pipeline.py, for one spec."""
 from pathlib import Path
-
-import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401
 
 from operators.spec.compiler import dags_from_spec_file
 

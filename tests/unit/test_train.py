@@ -13,16 +13,17 @@ DIGEST = "sha256:" + "ab" * 32
 
 def _render(resources: dict, kubernetes: dict, gpu: int):
     from operators.spec.models import KubernetesSpec, ResourcesSpec
-    from operators.train import TrainModelOperator, pod_arguments
+    from operators.train import PodRun, TrainModelOperator, pod_arguments
 
-    op = TrainModelOperator(task_id="train", pipeline="churn", dataset="churn_features", framework="pytorch",
-                            target="churned", execution="kubernetes",
-                            **pod_arguments(ResourcesSpec(**resources), KubernetesSpec(**kubernetes)))
-    # what prepare() sets per run (the run's gpu param may differ from the spec's)
-    op.container_resources, op.affinity = op.pod_resources(gpu), op.gpu_affinity(gpu) or op.affinity
+    task = TrainModelOperator(task_id="train", pipeline="churn", dataset="churn_features", framework="pytorch",
+                              target="churned", execution="kubernetes",
+                              **pod_arguments(ResourcesSpec(**resources), KubernetesSpec(**kubernetes)))
+    # what prepare() adds per run (the run's gpu param may differ from the spec's)
+    run = PodRun(image=task.image or "skylift-training:dev", arguments=("--config", "{}"), gpu=gpu)
     ti = SimpleNamespace(dag_id="churn_nightly", task_id="train", run_id="scheduled__x", map_index=-1, try_number=1)
     context = {"ti": ti, "run_id": ti.run_id, "dag": SimpleNamespace(dag_id=ti.dag_id)}
-    return op, op.build_pod_request_obj(context, dry_run=True)
+    pod = task.render_pod(context, run)
+    return task.pod_operator(run), pod
 
 
 def test_every_pod_key_of_the_spec_is_rendered_as_the_kubernetes_models_say():
