@@ -152,6 +152,15 @@ def test_a_paused_dag_is_refused(user):
             conn.execute("UPDATE dag SET is_paused = 0 WHERE dag_id = 'parcels_daily'")
     assert result.returncode != 0
     assert "DAG parcels_daily is paused" in result.stderr and "unpause it" in result.stderr
+    fix = result.stderr.split("or run `", 1)[1].split("`", 1)[0].split()
+    assert fix[:4] == ["skylift", "--home", str(home), "unpause"] and "parcels_daily" in fix
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE dag SET is_paused = 1 WHERE dag_id = 'parcels_daily'")
+    unpaused = subprocess.run([sys.executable, "-m", "operators.cli", *fix[1:]], env=clean_environment(),
+                              capture_output=True, text=True, timeout=120, check=False)
+    assert unpaused.returncode == 0, unpaused.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT is_paused FROM dag WHERE dag_id = 'parcels_daily'").fetchone()[0] == 0
 
 
 def test_a_failing_task_prints_its_own_error_and_a_broken_spec_stays_its_own(user):
