@@ -11,7 +11,7 @@ import pytest
 
 from include.errors import SpecError
 from operators.project import Project
-from operators.runner import MetadataDb, Progress, RunRequest, TaskState, parse_conf, plan, task_log_tail
+from operators.runner import MetadataDb, Progress, RunOutcome, RunRequest, TaskState, parse_conf, plan, task_log_tail
 from tests.e2e.own_project import write_project
 
 
@@ -125,3 +125,18 @@ def test_a_folder_without_specs_is_a_message_not_a_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (f"skylift: project folder {tmp_path} has no dags/pipelines/ folder of pipeline "
                                      "specs (give --project DIR or set SKYLIFT_PROJECT)")
+
+
+def test_a_run_that_executes_no_task_is_an_error(project, monkeypatch, capsys):
+    """Airflow may finish a run "successfully" without a single task instance; the runner says so and fails."""
+    from operators import runner
+
+    def no_task(project, dag_id, dag_file, day, conf, log, env):
+        return RunOutcome(dag_id, day, "manual__x", "success", ()), []
+
+    monkeypatch.setattr(runner, "run_one", no_task)
+    request = RunRequest("parcels", None, (date(2026, 3, 2),), None)
+    assert runner.run_pipeline(project, request) == 1
+    err = capsys.readouterr().err
+    assert "parcels_daily for 2026-03-02 ran no task at all: check the DAG's start_date and schedule in " in err
+    assert str(project.spec_file("parcels")) in err
