@@ -76,7 +76,7 @@ def pod_context(run_id: str = "scheduled__2026-11-02", try_number: int = 1) -> d
     return context
 
 
-def operator(**overrides):
+def operator(kind=None, **overrides):
     from operators.train import TrainModelOperator
 
     arguments = dict(
@@ -86,7 +86,7 @@ def operator(**overrides):
         cpu="1", memory="2Gi", schedule_timeout=2, startup_timeout=30,
         pod_options={"startup_check_interval_seconds": 0.5, "poll_interval": 0.5},
     )
-    return TrainModelOperator(**{**arguments, **overrides})
+    return (kind or TrainModelOperator)(**{**arguments, **overrides})
 
 
 def mlflow_run(skylift_env, run_id: str):
@@ -237,3 +237,34 @@ def test_local_execution_collects_its_result_the_same_way(lake, skylift_env):
     run = mlflow_run(skylift_env, result["run_id"])
     assert run.info.status == "FINISHED" and run.data.tags[ATTEMPT_TAG]
     assert context["ti"].xcoms[("train", "return_value")] == result
+
+
+def test_a_search_trial_trains_its_point_in_a_pod_and_reports_it_to_the_study(kube, skylift_env, tmp_path):
+    """`train.search` with `execution: kubernetes`: each trial is a pod, a child run of the search's
+    parent run, and its metric goes back to the shared study."""
+    from optuna.trial import TrialState
+
+    from include.training import search
+    from operators.hooks.mlflow import MlflowHook
+    from operators.search import PARENT_TAG, PLAN_XCOM, TRIAL_TAG, TrialTrainOperator, ensure_experiment
+    from operators.settings import Settings
+
+    client = MlflowHook(Settings.resolve().mlflow_tracking_uri).client
+    parent = client.create_run(ensure_experiment(client, "skylift/churn", None)).info.run_id
+    plan = search.SearchPlan(study_name=search.study_name("churn_retrain", "manual__search"),
+                             storage=f"file://{tmp_path}/optuna", parent_run_id=parent, experiment="skylift/churn",
+                             framework="xgboost", space={"max_depth": {"type": "int", "low": 2, "high": 4}},
+                             metric="auc", direction="maximize", trials=2, seed=7)
+    context = pod_context(run_id="manual__search")
+    context["ti"].task_id = "train_trial"
+    context["ti"].xcoms[("search_plan", PLAN_XCOM)] = {"enabled": True, **plan.as_dict()}
+
+    result = operator(TrialTrainOperator, task_id="train_trial", slot=0, plan_task_id="search_plan").execute(context)
+
+    assert len(kube.cluster.created_pods) == 1 and kube.cluster.list_pods("ml", None) == []
+    run = mlflow_run(skylift_env, result["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags[PARENT_TAG] == parent
+    (trial,) = search.open_study(plan).get_trials(deepcopy=False)
+    assert trial.state == TrialState.COMPLETE and str(trial.number) == run.data.tags[TRIAL_TAG]
+    assert trial.value == pytest.approx(result["metrics"]["auc"])
+    assert int(run.data.params["max_depth"]) == trial.params["max_depth"]  # the study's point was trained
