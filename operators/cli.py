@@ -28,7 +28,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from operators import plan, registry_cli, runner, serve, ui
-from operators.project import Project
+from operators.project import DROPS_VARIABLE, Project
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_END = date(2026, 11, 24)
@@ -44,6 +44,7 @@ def embedded_environment(home: Path, project: Path | None = None) -> dict[str, s
 
 def run_demo(args: argparse.Namespace) -> int:
     home = Path(args.home or DEMO_HOME).resolve()
+    os.environ.pop(DROPS_VARIABLE, None)  # the demo writes its sample drops under its home and reads them there
     os.environ.update(embedded_environment(home, ROOT))
     from include.datagen.churn import generate, generate_labels
 
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_command(sub)
     serve.add_command(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "drops", None):
+        os.environ[DROPS_VARIABLE] = args.drops
     if args.home:
         os.environ.update(embedded_environment(Path(args.home).resolve(), getattr(args, "project", None)))
     return args.func(args)

@@ -342,3 +342,5 @@ def add_commands(sub: Any) -> None:
 def add_location_options(cmd: Any) -> None:
     cmd.add_argument("--project", help="project folder holding dags/pipelines/*.yaml (env SKYLIFT_PROJECT; "
                                        "default: this repository)")
+    cmd.add_argument("--drops", help="where the drops are: a folder or a URI such as s3://bucket/drops (env "
+                                     "SKYLIFT_DROPS_ROOT; default: <home>/skylift/drops)")

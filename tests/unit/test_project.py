@@ -61,3 +61,33 @@ def test_day_range():
     assert day_range(date(2026, 2, 27), date(2026, 3, 1)) == [date(2026, 2, 27), date(2026, 2, 28), date(2026, 3, 1)]
     with pytest.raises(SpecError, match="after --to"):
         day_range(date(2026, 3, 2), date(2026, 3, 1))
+
+
+def test_the_drops_may_be_elsewhere(tmp_path, monkeypatch):
+    """`--drops` (or SKYLIFT_DROPS_ROOT): the drops are read where they land, not only under the home."""
+    import contextlib
+    import io
+
+    from operators.cli import main
+
+    project = Project.locate(write_project(tmp_path / "p"), tmp_path / "home")
+    monkeypatch.setenv("SKYLIFT_DROPS_ROOT", "s3://landing/drops")
+    assert project.environment()["AIRFLOW_VAR_SKYLIFT_DROPS_ROOT"] == "s3://landing/drops"
+    monkeypatch.setenv("SKYLIFT_DROPS_ROOT", str(tmp_path / "landing"))
+    for key, value in project.environment().items():
+        monkeypatch.setenv(key, value)  # what the command sets, put back after the test
+    assert project.environment()["AIRFLOW_VAR_SKYLIFT_DROPS_ROOT"] == f"file://{tmp_path}/landing"
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in [m for m in sys.modules if m.split(".")[0] == "parcel_jobs"]:
+        monkeypatch.delitem(sys.modules, name)
+
+    monkeypatch.delenv("SKYLIFT_DROPS_ROOT")
+    out = io.StringIO()  # not capsys: Airflow's logging, set up on first use, would keep its closed stream
+    try:
+        with contextlib.redirect_stdout(out):
+            assert main(["plan", "parcels", "--project", str(project.root), "--date", "2026-03-02",
+                         "--drops", str(tmp_path / "elsewhere")]) == 0
+    finally:  # this project's feature package is no later test's
+        for name in [m for m in sys.modules if m.split(".")[0] == "parcel_jobs"]:
+            del sys.modules[name]
+    assert f"reads   file://{tmp_path}/elsewhere/shipments/2026-03-02/\n" in out.getvalue()
