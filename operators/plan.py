@@ -166,6 +166,11 @@ class _Planner:
 
             verdict = "skips (and so do register and deploy)" if isinstance(exc, AirflowSkipException) else \
                 f"fails with {type(exc).__name__}"
+            builder = self._builds_training_day(task, exc)
+            if builder:
+                verdict = (f"trains on {self.lake.root}/features/{task.dataset}/ds={self.ds}, which task {builder} "
+                           "builds first in this run (plan again once it exists for the reuse key and the pod's "
+                           "arguments); as the lake is now, training alone would fail")
             from operators.train import PodRun
 
             unprepared = PodRun(image=task.image or self.settings.training_image, arguments=(), gpu=task.gpu)
@@ -188,6 +193,23 @@ class _Planner:
                          if earlier else "trains a new model (no finished MLflow run with this key)")
         notes.append(self._pod(task, context, run))
         return reads, [f"MLflow run in experiment {config['experiment']} (model artifact)"], notes
+
+    def _builds_training_day(self, task: Any, exc: Exception) -> str | None:
+        """The task of this run that writes the missing features day training needs, if that is why
+        training cannot be prepared yet (a day trained on without labels, in the window or form's range)."""
+        from include.errors import PartitionNotFound
+
+        if not isinstance(exc, PartitionNotFound) or task.label_plan is not None:
+            return None
+        start, end = self.params.get("train_start"), self.params.get("train_end")
+        if (start or end) and not (start or end) <= self.ds <= (end or self.ds):
+            return None
+        if self.lake.manifest("features", task.dataset, self.ds) is not None:
+            return None
+        for upstream in self.dag.get_task(task.task_id).get_flat_relatives(upstream=True):
+            if type(upstream).__name__ == "FeaturesOperator" and upstream.dataset == task.dataset:
+                return upstream.task_id
+        return None
 
     def _pod(self, task: Any, context: dict[str, Any], run: Any) -> str:
         import yaml

@@ -138,3 +138,17 @@ def test_the_readme_shows_what_plan_prints_for_the_tutorial(tmp_path, monkeypatc
     assert comparable(shown) == comparable(readme_transcript()), (
         "the README's `skylift plan` transcript (section skylift plan) is stale; run the tutorial's commands "
         f"and `{README_COMMAND}`, and paste its output. What plan prints now:\n{shown}")
+
+
+def test_training_on_the_day_this_run_builds_is_no_failure(project, skylift_env):
+    """The tutorial's retrain before any features exist: features builds the day first, so training
+    does not fail; training on days nothing builds still does."""
+    day = date(2026, 3, 3)  # no features yet
+    train = next(t for t in plan_run(project, "parcels", day, "retrain", None).tasks if t.task_id == "train")
+    assert train.notes[2] == (f"trains on file://{skylift_env}/lake/features/parcels_features/ds={day}, which task "
+                              "features builds first in this run (plan again once it exists for the reuse key and "
+                              "the pod's arguments); as the lake is now, training alone would fail: no "
+                              f"features/parcels_features partitions between {day} and {day}")
+    elsewhere = {"train_start": "2026-02-01", "train_end": "2026-02-02"}
+    train = next(t for t in plan_run(project, "parcels", day, "retrain", elsewhere).tasks if t.task_id == "train")
+    assert train.notes[2].startswith("fails with PartitionNotFound: ")
