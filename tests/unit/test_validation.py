@@ -55,3 +55,20 @@ def test_suite_errors_name_the_file_and_the_entry():
         suite({"expect_column_values_to_be_between": {"column": "x"}, "on_failure": "drop"})
     with pytest.raises(SpecError, match="t.yaml: the suite lists no expectations"):
         suite()
+
+
+def test_great_expectations_imports_without_pysparks_pandas_warning(tmp_path):
+    """`skylift lint` names expectations through great_expectations, whose optional PySpark import
+    warns under pandas 3: that warning is no problem of a spec and is not printed."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = tmp_path / "lint_names.py"
+    script.write_text("from include.validation import expectation_class\n"
+                      "print(expectation_class('expect_column_values_to_be_unique').__name__)\n")
+    result = subprocess.run([sys.executable, "-W", "error::FutureWarning", str(script)], cwd=ROOT,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "ExpectColumnValuesToBeUnique\n", "")
