@@ -41,6 +41,11 @@ def run_summary(project: Project, spec_file: Path, outcomes: list[RunOutcome], l
     return lines
 
 
+# The stage whose task writes each zone (its task is `<stage>` or `<stage>_<source>`).
+WRITTEN_BY = {"raw": "ingest", "validated": "validate", "quarantine": "validate", "reports": "validate",
+              "features": "features", "predictions": "score"}
+
+
 def partition_lines(lake: Any, spec: Any, outcome: RunOutcome) -> list[str]:
     ds = outcome.day.isoformat()
     lines = []
@@ -48,7 +53,10 @@ def partition_lines(lake: Any, spec: Any, outcome: RunOutcome) -> list[str]:
         manifest = lake.manifest(zone, dataset, ds)
         if manifest is None:
             continue
-        how = "written" if manifest.run_id == outcome.run_id else "kept (unchanged inputs)"
+        stage = WRITTEN_BY[zone]
+        ran = any(t.task_id == stage or t.task_id.startswith(f"{stage}_") for t in outcome.tasks)
+        how = "written" if manifest.run_id == outcome.run_id else \
+            "kept (unchanged inputs)" if ran else f"from run {manifest.run_id} (this DAG has no {stage} task)"
         size = f"{manifest.row_count} rows" if manifest.data_files else f"{len(manifest.files)} files"
         where = lake.partition_uri(zone, dataset, ds)
         if zone == "reports":
@@ -72,7 +80,11 @@ def model_lines(tracking_uri: str, spec: Any, run_ids: set[str | None]) -> list[
         full = client.get_model_version(model, version.version)  # search results carry no aliases
         aliases = ",".join(full.aliases) or "-"
         lines.append(f"  MLflow: model {model} v{version.version} [{aliases}] from run {version.run_id} "
-                     f"(gate: {full.tags.get('skylift.gate', '-')[:100]})")
+                     f"(gate: {_shortened(full.tags.get('skylift.gate', '-'))})")
     if lines:
         lines.append(f"  MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking_uri}")
     return lines
+
+
+def _shortened(text: str, width: int = 100) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
