@@ -103,6 +103,28 @@ def test_a_better_challenger_is_promoted_with_its_statistics(world, context_for)
     assert client.get_model_version(world["model"], "1").tags[registry.STATUS_TAG] == "retired"
 
 
+def test_a_holdout_below_the_minimum_keeps_the_champion_and_says_why(world, context_for):
+    """A better challenger is not promoted on a holdout too small to judge: the champion stays,
+    and the result, the version's tags, the audit trail and the report name the size and the minimum."""
+    client, lake = world["client"], world["lake"]
+    _seed(world)
+    frame = _publish_day(lake, _both_classes())
+    n = int(holdout_mask(frame[["customer_id"]], 0.2).sum())
+    op, context = _deploy(context_for, world["model"], "2", min_holdout_rows=n + 1)
+    result = op.execute(context)
+    why = f"the holdout has {n} rows, fewer than min_holdout_rows={n + 1}: too few to judge"
+    assert result["promoted"] is False and registry.champion_version(client, world["model"]) == "1"
+    gate = result["gate"]
+    assert gate["n"] == n and gate["gain"]["low"] > 0  # better, as in the test above, yet not promoted
+    assert any(why in reason for reason in gate["reasons"])
+    assert why in client.get_model_version(world["model"], "2").tags["skylift.gate"]
+    event = AuditTrail(lake).events(world["model"])[-1]
+    assert (event.action, event.version, event.before, event.after) == ("reject", "2", "1", "1")
+    assert why in event.reason
+    report = json.loads(lake.read_bytes("reports", "t_gate", DS, "gate-v2.json"))
+    assert report["n"] == n and not report["promoted"]
+
+
 def test_a_failed_smoke_test_rolls_the_alias_back(world, context_for, monkeypatch):
     from include import scoring
 
