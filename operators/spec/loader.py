@@ -376,8 +376,8 @@ def project_packages() -> tuple[str, ...]:
     """The user's own packages: folders with `__init__.py` at the top of a project folder other
     than this repository. A name that Python would import from elsewhere (the standard library,
     an installed package, Skylift itself) is not the project's and stays refused."""
-    import importlib.util
     import sys
+    from importlib.machinery import PathFinder
 
     root = project_root()
     if root == skylift_root():
@@ -388,7 +388,8 @@ def project_packages() -> tuple[str, ...]:
         if not name.isidentifier() or name in sys.stdlib_module_names:
             continue
         try:
-            spec = importlib.util.find_spec(name)
+            # Where sys.path finds it now, not a module this process imported earlier from another folder.
+            spec = PathFinder.find_spec(name)
         except (ImportError, ValueError):
             continue
         if spec is None or (spec.origin and Path(spec.origin).resolve().is_relative_to(root)):

@@ -57,6 +57,22 @@ def test_the_projects_own_package_is_allowed_but_no_module_from_elsewhere(tmp_pa
     assert "parcel_jobs" not in feature_packages()
 
 
+def test_a_package_of_the_same_name_imported_earlier_from_elsewhere_does_not_hide_the_projects(tmp_path, monkeypatch):
+    """A long-lived process (a test session, a notebook) that imported another copy of the project
+    still lints this one by where sys.path finds it now."""
+    import importlib
+
+    earlier = write_project(tmp_path / "earlier")
+    monkeypatch.syspath_prepend(str(earlier))
+    monkeypatch.delitem(sys.modules, "parcel_jobs", raising=False)
+    importlib.import_module("parcel_jobs")  # teardown restores sys.modules as it was
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(earlier)])
+    root = write_project(tmp_path / "p")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("SKYLIFT_PROJECT", str(root))
+    assert "parcel_jobs" in feature_packages()
+
+
 def test_day_range():
     assert day_range(date(2026, 2, 27), date(2026, 3, 1)) == [date(2026, 2, 27), date(2026, 2, 28), date(2026, 3, 1)]
     with pytest.raises(SpecError, match="after --to"):
