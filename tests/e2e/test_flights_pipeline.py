@@ -111,3 +111,29 @@ def test_the_live_metric_is_recorded_once_the_outcomes_land(nights):
     # the last night's predictions wait for tomorrow's outcomes
     assert lake.manifest("evaluations", "flights_evaluations", NIGHTS[4].isoformat()) is None
 
+
+
+def test_retrain_score_and_rollback_dags_run_after_the_nights(nights):
+    """flights' other DAGs, last (they move the champion): a forced retrain makes a new champion,
+    the score DAG scores the last night with it, and the rollback DAG puts the nightly's version back."""
+    from operators.embedded import run_dag
+
+    home, data, _ = nights
+    registry = client(home)
+    before = registry.get_model_version_by_alias("flights", "champion").version
+    last = NIGHTS[-1]
+    conf = {"max_depth": 3, "num_boost_round": 20, "force_deploy": True}
+    assert run_dag("flights_retrain", last, conf) == "success"
+    champion = registry.get_model_version_by_alias("flights", "champion").version
+    assert int(champion) > int(before)
+    assert registry.get_run(registry.get_model_version("flights", champion).run_id).data.params["max_depth"] == "3"
+
+    assert run_dag("flights_score", last, {"rebuild": True}) == "success"
+    predictions = Lake(f"file://{home}/lake").read_table("predictions", "flights_predictions",
+                                                         last.isoformat()).to_pandas()
+    assert set(predictions["model_version"]) == {str(champion)}
+    assert sorted(predictions["flight_id"]) == sorted(data.scheduled(last, PER_DAY)["flight_id"])
+
+    assert run_dag("flights_rollback", last, {"to_version": "", "reason": "e2e: back to the nightly's model"}) \
+        == "success"
+    assert registry.get_model_version_by_alias("flights", "champion").version == before

@@ -118,6 +118,17 @@ def test_spend_nightly_then_retrain_log_exactly_the_model_params(home):
     assert client.get_model_version_by_alias("spend", "champion").version == newest.version  # force_deploy
 
 
+def test_spend_rollback_returns_the_champion_to_the_nightlys_version(home):
+    """spend's third DAG: after the forced retrain above, the rollback DAG returns the champion to the
+    nightly's version, named (it may never have been champion: the nightly's gate need not pass it)."""
+    client = registry(home)
+    first, *_, newest = versions(client)
+    assert client.get_model_version_by_alias("spend", "champion").version == newest.version
+    conf = {"to_version": str(first.version), "reason": "e2e: back to the nightly's model"}
+    assert run("spend_rollback", END, conf) == "success"
+    assert client.get_model_version_by_alias("spend", "champion").version == first.version
+
+
 @pytest.mark.parametrize("dag_id,conf,listed", [
     # `eta`: a parameter of no DAG here; `epochs`: the retrain's, not the nightly's
     ("spend_nightly", {"eta": "fast", "epochs": 2}, "['epochs', 'eta'], which are"),
