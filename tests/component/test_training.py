@@ -472,3 +472,33 @@ def test_stale_running_runs_of_the_same_dag_run_and_date_are_marked_failed(tmp_p
         assert client.get_run(untouched).info.status == "RUNNING"
     assert client.get_run(finished).info.status == "FINISHED"
     assert hook.fail_stale_runs("skylift/absent", "scheduled__1", "2026-11-24") == []
+
+
+def test_a_new_attempt_of_the_training_task_marks_the_killed_attempts_run_failed(skylift_env, monkeypatch):
+    """The operator's wiring of the above: a retry's first step, before it trains, ends the run an
+    earlier attempt of the same DAG run and date left RUNNING (the tags it gives its runs match)."""
+    from operators.hooks.mlflow import MlflowHook
+    from operators.settings import Settings
+    from operators.train import TrainModelOperator
+    from tests.conftest import task_context
+
+    task = TrainModelOperator(task_id="train", pipeline="churn", dataset="churn_features", framework="xgboost",
+                              target="churned")
+    context = task_context("2026-11-24", task_id="train", run_id="scheduled__1")
+    context["ti"].dag_id = "churn_nightly"
+    tags = task.training_config(context, Settings.resolve(), ["2026-11-24"])["tags"]
+    client = MlflowHook(Settings.resolve().mlflow_tracking_uri).client
+    killed = client.create_run(client.create_experiment("skylift/churn"), tags=tags).info.run_id  # never ended
+
+    class Stop(Exception):
+        pass
+
+    def stop(*_args, **_kwargs):
+        raise Stop
+
+    monkeypatch.setattr(task, "prepare", lambda *_: ({"experiment": "skylift/churn"}, "key", None))
+    monkeypatch.setattr(task, "earlier_result", lambda *_: None)
+    monkeypatch.setattr(task, "run_locally", stop)  # the new attempt's training itself is not under test
+    with pytest.raises(Stop):
+        task.execute(context)
+    assert client.get_run(killed).info.status == "FAILED"
