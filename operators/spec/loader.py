@@ -115,7 +115,7 @@ def inspect_spec(path: str | Path, *, with_siblings: bool = True) -> SpecReport:
 def _ownership_clashes(doc: YamlDocument) -> list[SpecProblem]:
     return [SpecProblem(doc.path, f"{KINDS[mine.kind]} {mine.name!r} is also written by {other.where} (pipeline "
                                   f"{other.pipeline!r}); a pipeline name, a model and a dataset each belong to "
-                                  "one spec: rename one of them", line=mine.line, column=mine.column)
+                                  "one spec: rename one of them", key=mine.key, line=mine.line, column=mine.column)
             for mine, other in clashes(doc.path)]
 
 

@@ -53,6 +53,7 @@ class Claim:
     # a shared read (`reads.<entry>`): the pipeline it names as the dataset's owner
     entry: str | None = None
     from_pipeline: str | None = None
+    key: str = "pipeline"  # the spec key that names it (`pipeline` where the name is derived from it)
 
     @property
     def where(self) -> str:
@@ -177,29 +178,32 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
     stages = set().union(*per_dag.values())
     out: list[Claim] = []
 
-    def add(kind: str, name: str | None, node: yaml.Node | None, access: Literal["writes", "reads"] = "writes"):
+    def add(kind: str, name: str | None, node: yaml.Node | None, key: str,
+            access: Literal["writes", "reads"] = "writes") -> None:
         if name:
             mark = (node or pipeline_node).start_mark
-            out.append(Claim(kind, name, access, path, mark.line + 1, pipeline, mark.column + 1))
+            out.append(Claim(kind, name, access, path, mark.line + 1, pipeline, mark.column + 1,
+                             key=key if node else "pipeline"))
 
-    add("pipeline", pipeline, pipeline_node)
+    add("pipeline", pipeline, pipeline_node, "pipeline")
     if stages & {"ingest", "validate"}:
         publishing = tuple(dag for dag, its in per_dag.items() if "validate" in its)
-        for name, node, source in _raw_datasets(top, pipeline):
+        for name, node, key, source in _raw_datasets(top, pipeline):
             mark = (node or pipeline_node).start_mark
             out.append(Claim("raw", name, "writes", path, mark.line + 1, pipeline, mark.column + 1,
                              dags=publishing if _given(source.get("validate")) else (),
-                             schema=_scalar(source.get("schema"))))
+                             schema=_scalar(source.get("schema")), key=key if node else "pipeline"))
     if stages & {"features", "train", "score"}:
         features = _mapping(top.get("features")).get("dataset")
-        add("features", _scalar(features) or f"{pipeline}_features", features,
+        add("features", _scalar(features) or f"{pipeline}_features", features, "features.dataset",
             "writes" if "features" in stages else "reads")
     model = _mapping(top.get("register")).get("model_name")
     if stages & {"register", "deploy", "score"}:
-        add("model", _scalar(model), model, "writes" if stages & {"register", "deploy"} else "reads")
+        add("model", _scalar(model), model, "register.model_name",
+            "writes" if stages & {"register", "deploy"} else "reads")
     if "score" in stages:
         predictions = _mapping(top.get("score")).get("dataset")
-        add("predictions", _scalar(predictions) or f"{pipeline}_predictions", predictions)
+        add("predictions", _scalar(predictions) or f"{pipeline}_predictions", predictions, "score.dataset")
     return tuple(out) + _custom_claims(top, path, pipeline, stages) + _read_claims(top, path, pipeline)
 
 
@@ -287,25 +291,28 @@ def _custom_claims(top: dict[str, yaml.Node], path: Path, pipeline: str, stages:
             dataset = _mapping(value_node).get("dataset")
             mark = (dataset or key_node).start_mark
             out.append(Claim("custom", _scalar(dataset) or f"{pipeline}_{key_node.value}", "writes", path,
-                             mark.line + 1, pipeline, mark.column + 1))
+                             mark.line + 1, pipeline, mark.column + 1,
+                             key=f"custom.{key_node.value}" + (".dataset" if dataset else "")))
     return tuple(out)
 
 
-def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, yaml.Node | None, dict]]:
+def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, yaml.Node | None, str, dict]]:
     """The datasets ingest and validate write: `source.dataset` (default: the pipeline name), or
-    one per entry of `sources:` (its `dataset`, default: the entry's name); each with its source's
-    keys (`validate`: only then is a `validated/` partition published; `schema`: its contract)."""
+    one per entry of `sources:` (its `dataset`, default: the entry's name); each with the node and
+    spec key naming it and its source's keys (`validate`: only then is a `validated/` partition
+    published; `schema`: its contract)."""
     sources = top.get("sources")
     if isinstance(sources, yaml.MappingNode):
         out = []
         for key_node, value_node in sources.value:
             source = _mapping(value_node)
             dataset = source.get("dataset")
-            out.append((_scalar(dataset) or _scalar(key_node), dataset or key_node, source))
+            key = f"sources.{_scalar(key_node)}" + (".dataset" if dataset else "")
+            out.append((_scalar(dataset) or _scalar(key_node), dataset or key_node, key, source))
         return out
     source = _mapping(top.get("source"))
     dataset = source.get("dataset")
-    return [(_scalar(dataset) or pipeline, dataset, {**source, "validate": top.get("validate")})]
+    return [(_scalar(dataset) or pipeline, dataset, "source.dataset", {**source, "validate": top.get("validate")})]
 
 
 def _dag_stages(dags: yaml.Node | None) -> dict[str, set[str]]:

@@ -252,7 +252,8 @@ def test_a_spec_that_claims_another_specs_model_breaks_both_dag_files(tmp_path):
     at = {spec: spec.read_text()[: spec.read_text().index("model_name:")].count("\n") + 1 for spec in stubs}
     for spec, other in ((owner, intruder), (intruder, owner)):
         error = bag.import_errors[str(stubs[spec])].rstrip()
-        assert error.endswith(f"SpecError: {spec}:{at[spec]}: registered model 'churn' is also written by "
+        assert error.endswith(f"SpecError: {spec}:{at[spec]}: register.model_name: registered model 'churn' is also "
+                              "written by "
                               f"{other}:{at[other]} (pipeline {yaml_pipeline(other)!r}); a pipeline name, a model "
                               "and a dataset each belong to one spec: rename one of them")
     assert not {d for d in bag.dags if d.startswith(("churn_", "intruder_"))}

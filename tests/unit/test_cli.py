@@ -36,9 +36,10 @@ def test_check_reports_each_broken_spec_with_its_line(tmp_path, capsys):
     # every clash of each twin, not just the first: the pipeline name, its datasets and its model
     for me, other in (("a.yaml", "b.yaml"), ("b.yaml", "a.yaml")):
         mine = [line for line in err if line.startswith(f"{twins / me}:")]
-        assert mine[0].startswith(f"{twins / me}:{name_line}:11: pipeline name 'churn' is also written by "
+        assert mine[0].startswith(f"{twins / me}:{name_line}:11: pipeline: pipeline name 'churn' is also written by "
                                   f"{twins / other}:{name_line}")
-        assert any(f"registered model 'churn' is also written by {twins / other}:" in line for line in mine)
+        assert any(f": register.model_name: registered model 'churn' is also written by {twins / other}:" in line
+                   for line in mine)
         assert any(f"raw/validated dataset 'customer_activity' is also written by {twins / other}:" in line
                    for line in mine)
     assert err[-1] == f"{len(err) - 1} error(s) in 3 of 3 spec(s)"

@@ -84,7 +84,7 @@ class Expected:
     file: str
     needle: str
     token: str
-    key: str  # "" for a clash between specs: its message names both files
+    key: str
     message: str
     after: str = ""
 
@@ -94,7 +94,7 @@ class Expected:
         start = next(i for i, line in enumerate(lines) if self.after in line) if self.after else 0
         number = next(i for i in range(start, len(lines)) if self.needle in lines[i])
         column = lines[number].index(self.token) + 1
-        return f"{path}:{number + 1}:{column}: " + (f"{self.key}: " if self.key else "")
+        return f"{path}:{number + 1}:{column}: {self.key}: "
 
 
 def spec(name: str, *edits: tuple[str, str]) -> str:
@@ -208,9 +208,9 @@ def broken_project(root: Path) -> list[Expected]:
                  "'acu' is not a classification metric"),
         Expected(p + "o_missing_file.yaml", "schemas/outcome.yaml", "schema", "sources.outcomes.schema",
                  "file 'schemas/outcome.yaml' not found"),
-        Expected(p + "q_dup_a.yaml", "model_name: shared", "shared", "",
+        Expected(p + "q_dup_a.yaml", "model_name: shared", "shared", "register.model_name",
                  f"registered model 'shared' is also written by {root / p / 'r_dup_b.yaml'}:"),
-        Expected(p + "r_dup_b.yaml", "model_name: shared", "shared", "",
+        Expected(p + "r_dup_b.yaml", "model_name: shared", "shared", "register.model_name",
                  f"registered model 'shared' is also written by {root / p / 'q_dup_a.yaml'}:"),
         Expected(p + "s_reserved.yaml", "ds: {type", "ds", "dags.retrain.params.ds", "'ds' is a built-in parameter"),
     ]

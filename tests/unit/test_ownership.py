@@ -48,19 +48,22 @@ def test_specs_that_own_different_things_load_side_by_side(tmp_path):
     assert load_spec(second).pipeline == "other"
 
 
-@pytest.mark.parametrize("change,kind,name,first_at,second_at", [
-    (lambda b: b.update(pipeline="churn"), "pipeline name", "churn", "pipeline:", "pipeline:"),
-    (lambda b: b["register"].update(model_name="churn"), "registered model", "churn", "model_name:", "model_name:"),
+@pytest.mark.parametrize("change,kind,name,first_at,second_at,keys", [
+    (lambda b: b.update(pipeline="churn"), "pipeline name", "churn", "pipeline:", "pipeline:", ("pipeline",) * 2),
+    (lambda b: b["register"].update(model_name="churn"), "registered model", "churn", "model_name:", "model_name:",
+     ("register.model_name",) * 2),
     (lambda b: b["sources"]["activity"].update(dataset="customer_activity"), "raw/validated dataset",
-     "customer_activity", "dataset: customer_activity", "dataset: customer_activity"),
+     "customer_activity", "dataset: customer_activity", "dataset: customer_activity",
+     ("sources.activity.dataset",) * 2),
     (lambda b: b["sources"]["churn_labels"].pop("dataset"), "raw/validated dataset", "churn_labels",
-     "  churn_labels:", "  churn_labels:"),
+     "  churn_labels:", "  churn_labels:", ("sources.churn_labels",) * 2),
     (lambda b: b["features"].update(dataset="churn_features"), "features dataset", "churn_features", "pipeline:",
-     "dataset: churn_features"),
+     "dataset: churn_features", ("pipeline", "features.dataset")),  # the first derives it from its pipeline name
     (lambda b: b.update(score={"dataset": "churn_predictions"}), "predictions dataset", "churn_predictions",
-     "pipeline:", "dataset: churn_predictions"),
+     "pipeline:", "dataset: churn_predictions", ("pipeline", "score.dataset")),
 ])
-def test_a_clash_refuses_both_specs_naming_both_files_and_lines(tmp_path, change, kind, name, first_at, second_at):
+def test_a_clash_refuses_both_specs_naming_both_files_and_lines(tmp_path, change, kind, name, first_at, second_at,
+                                                                 keys):
     first, second = folder_with(tmp_path, change)
     first_where = f"{first}:{line_of(first, first_at)}"
     second_where = f"{second}:{line_of(second, second_at)}"
@@ -69,9 +72,9 @@ def test_a_clash_refuses_both_specs_naming_both_files_and_lines(tmp_path, change
     with pytest.raises(SpecError) as two:
         load_spec(second)
     other = yaml.safe_load(second.read_text())["pipeline"]
-    assert str(one.value).startswith(f"{first_where}: {kind} {name!r} is also written by {second_where} "
+    assert str(one.value).startswith(f"{first_where}: {keys[0]}: {kind} {name!r} is also written by {second_where} "
                                      f"(pipeline {other!r}); ")
-    assert str(two.value).startswith(f"{second_where}: {kind} {name!r} is also written by {first_where} "
+    assert str(two.value).startswith(f"{second_where}: {keys[1]}: {kind} {name!r} is also written by {first_where} "
                                      "(pipeline 'churn'); ")
     assert str(one.value).endswith("each belong to one spec: rename one of them")
 
