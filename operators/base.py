@@ -147,6 +147,12 @@ class SkyliftOperator(BaseOperator):
                       zone, dataset, ds, manifest.created_at, manifest.run_id)
         return manifest
 
+    def kept_output(self, context: Any) -> Any | None:
+        """The partition a run with this context would keep as it is (same build key, undamaged), None
+        when it would build it; read only, so `skylift plan` asks the stage itself. Stages that
+        always build say None."""
+        return None
+
     def publish(self, zone: str, dataset: str, ds: str, **manifest_fields: Any):
         """`Lake.publish`, refusing to replace a partition another pipeline wrote; records this
         pipeline in the manifest's `extra` so the next writer can tell."""

@@ -106,13 +106,26 @@ class FeaturesOperator(SkyliftOperator):
     def datasets(self) -> dict[str, str]:
         return self.sources if self.sources is not None else {"": self.source_dataset}
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def kept_output(self, context: Any) -> Any | None:
         ds = partition_date(context)
-        window = date_window(ds, self.lookback_days)
+        collected = self.collect_inputs(ds, date_window(ds, self.lookback_days), self._job_digest(self._job()))
+        return self.unchanged(context, "features", self.dataset, ds, collected.key)
+
+    def _job(self) -> Any:
         job = load_job(self.job)
         if self.sources is not None:
             check_job_arguments(job, self.job, list(self.sources))
-        collected = self.collect_inputs(ds, window, file_digest(inspect.getsourcefile(job)))
+        return job
+
+    @staticmethod
+    def _job_digest(job: Any) -> str:
+        return file_digest(inspect.getsourcefile(job))
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        ds = partition_date(context)
+        window = date_window(ds, self.lookback_days)
+        job = self._job()
+        collected = self.collect_inputs(ds, window, self._job_digest(job))
         found, missing, key, inputs = collected.found, collected.missing, collected.key, collected.manifests
         if missing:
             self.log.warning("look-back window lacks %d partition(s): %s", len(missing), ", ".join(missing))

@@ -47,16 +47,8 @@ class IngestOperator(SkyliftOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from include.contracts import Contract
 
-        ds = partition_date(context)
-        contract_path = resolve_file(self.schema_file)
-        contract = Contract.from_file(contract_path)
-        drops = LakeHook(root=self.settings.drops_root, conn_id=self.settings.lake_conn_id)
-        uri = render_drop_uri(self.source_uri, ds, self.settings.drops_root)
-        fs, path = _filesystem(uri, drops.storage_options() if uri.startswith("s3") else {})
-        drop = self._whole_drop(fs, path, uri, ds)
-        date_check = {"date_column": self.completion.date_column} if self.completion.date_column else {}
-        config = {"contract": file_digest(contract_path), "format": self.source_format,
-                  "on_row_error": self.on_row_error, **date_check}
+        ds, fs, uri, drop, config = self._drop_of(context)
+        contract = Contract.from_file(resolve_file(self.schema_file))
         manifest = (self._kept(context, ds, fs, uri, drop, config)
                     or self._ingest(context, ds, fs, uri, drop, contract, config))
         self.log.info("raw/%s/ds=%s: %d rows, schema %s", self.dataset, ds, manifest.row_count, manifest.schema_hash)
@@ -66,6 +58,22 @@ class IngestOperator(SkyliftOperator):
                              self.dataset, ds, rejected, manifest.extra.get("rejected_reasons"))
         return {"ds": ds, "rows": manifest.row_count, "rejected": rejected,
                 "partition": self.lake.partition_uri("raw", self.dataset, ds)}
+
+    def kept_output(self, context: Any) -> Any | None:
+        ds, fs, uri, drop, config = self._drop_of(context)
+        return self._kept(context, ds, fs, uri, drop, config)
+
+    def _drop_of(self, context: Any) -> tuple[str, Any, str, DropState, dict[str, Any]]:
+        """The run's date, the drop's filesystem, address and (whole) listing, and the settings in the build key."""
+        ds = partition_date(context)
+        drops = LakeHook(root=self.settings.drops_root, conn_id=self.settings.lake_conn_id)
+        uri = render_drop_uri(self.source_uri, ds, self.settings.drops_root)
+        fs, path = _filesystem(uri, drops.storage_options() if uri.startswith("s3") else {})
+        drop = self._whole_drop(fs, path, uri, ds)
+        date_check = {"date_column": self.completion.date_column} if self.completion.date_column else {}
+        config = {"contract": file_digest(resolve_file(self.schema_file)), "format": self.source_format,
+                  "on_row_error": self.on_row_error, **date_check}
+        return ds, fs, uri, drop, config
 
     def _whole_drop(self, fs: Any, path: str, uri: str, ds: str) -> DropState:
         """The drop's listing, only once the drop is whole by the spec's completion rules: a run

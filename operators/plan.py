@@ -81,6 +81,7 @@ class _Planner:
         self.spec, self.dag, self.ds, self.params = spec, dag, ds, params
         self.settings = Settings.resolve()
         self.lake = LakeHook(self.settings.lake_root, self.settings.lake_conn_id).get_lake()
+        self.building: set[str] = set()  # tasks whose output this run writes anew
 
     def task(self, task: Any) -> PlannedTask:
         after = tuple(sorted(task.upstream_task_ids))
@@ -99,6 +100,36 @@ class _Planner:
             return f"{path}  [exists: rebuilt (rebuild=true)]"
         return (f"{path}  [exists, {manifest.row_count} rows, built {manifest.created_at[:19]} by "
                 f"{manifest.run_id}: kept if its inputs and settings are unchanged, else rebuilt]")
+
+    def _built(self, task: Any, zone: str, dataset: str) -> str:
+        """The task's output partition and what the run does with it, asked of the stage itself
+        (`kept_output`: the build key it would compute now against the manifest's)."""
+        from include.errors import DamagedPartition
+
+        path = f"{self.lake.root}/{zone}/{dataset}/ds={self.ds}"
+        try:
+            manifest = self.lake.manifest(zone, dataset, self.ds)
+        except DamagedPartition as exc:
+            self.building.add(task.task_id)
+            return f"{path}  [damaged: rebuilt ({exc})]"
+        if manifest is None or self.params.get("rebuild"):
+            self.building.add(task.task_id)
+            return f"{path}  [" + ("not there yet: built]" if manifest is None else "exists: rebuilt (rebuild=true)]")
+        there = f"{path}  [exists, {manifest.row_count} rows, built {manifest.created_at[:19]} by {manifest.run_id}: "
+        changing = sorted(set(task.upstream_task_ids) & self.building)
+        if changing:
+            self.building.add(task.task_id)
+            return there + f"rebuilt unless {', '.join(changing)} leaves its inputs as they are]"
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # the stage's own log lines are no part of the plan
+                kept = task.kept_output(self._context(task))
+        except Exception as exc:  # noqa: BLE001 - what the task itself would raise
+            self.building.add(task.task_id)
+            return there + f"cannot tell before the run: {type(exc).__name__}: {exc}]"
+        if kept is not None:
+            return there + "kept: same inputs and settings]"
+        self.building.add(task.task_id)
+        return there + "rebuilt: its inputs or settings changed]"
 
     def _present(self, zone: str, dataset: str, ds: str) -> str:
         there = self.lake.manifest(zone, dataset, ds) is not None
@@ -127,11 +158,11 @@ class _Planner:
         from operators.drops import render_drop_uri
 
         return ([render_drop_uri(task.source_uri, self.ds, self.settings.drops_root), f"contract {task.schema_file}"],
-                [self._partition("raw", task.dataset)], [])
+                [self._built(task, "raw", task.dataset)], [])
 
     def _ValidateOperator(self, task: Any):  # noqa: N802
         return ([self._present("raw", task.dataset, self.ds), f"suite {task.suite_file}"],
-                [self._partition("validated", task.dataset)],
+                [self._built(task, "validated", task.dataset)],
                 [f"on failure: {task.on_failure} (quarantine share at most {task.max_quarantine_share}); "
                  f"on an empty day: {task.on_empty}"])
 
@@ -149,7 +180,7 @@ class _Planner:
         choice = choose_engine(task.engine, self.settings.spark_master, rows, task.duckdb_max_rows)
         conf = {**DEFAULT_CONF, **driver_address(self.settings.spark_master)}
         spark = "\n".join(f"{k} = {v}" for k, v in sorted(conf.items()))
-        return reads, [self._partition("features", task.dataset)], [
+        return reads, [self._built(task, "features", task.dataset)], [
             f"job {task.job}", f"engine {choice.engine} ({choice.reason}; the rows published now)",
             f"Spark master {self.settings.spark_master}, configuration:\n{spark}"]
 

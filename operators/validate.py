@@ -38,6 +38,16 @@ class ValidateOperator(SkyliftOperator):
         self.max_quarantine_share = max_quarantine_share
         self.on_empty = on_empty
 
+    def kept_output(self, context: Any) -> Any | None:
+        ds = partition_date(context)
+        raw = self.lake.require("raw", self.dataset, ds)
+        return self.unchanged(context, "validated", self.dataset, ds, self._key(raw))
+
+    def _key(self, raw: Any) -> str:
+        """What the validated partition is built from: the raw partition, the suite and the policy."""
+        return self.build_key([raw.fingerprint], suite=file_digest(resolve_file(self.suite_file)),
+                              policy=self.on_failure, max_share=self.max_quarantine_share, on_empty=self.on_empty)
+
     def execute(self, context: Any) -> dict[str, Any]:
         from include.quarantine import describe_rejected
         from include.validation import Suite, describe_quarantine, run_suite
@@ -46,8 +56,7 @@ class ValidateOperator(SkyliftOperator):
         suite_path = resolve_file(self.suite_file)
         suite = Suite.from_file(suite_path, self.on_failure, self.max_quarantine_share)
         raw = self.lake.require("raw", self.dataset, ds)
-        key = self.build_key([raw.fingerprint], suite=file_digest(suite_path), policy=self.on_failure,
-                             max_share=self.max_quarantine_share, on_empty=self.on_empty)
+        key = self._key(raw)
         kept = self.unchanged(context, "validated", self.dataset, ds, key)
         if kept is not None:
             report = self.lake.file_uri("reports", self.dataset, ds, "validation.html")

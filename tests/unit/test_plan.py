@@ -7,6 +7,7 @@ import re
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -41,9 +42,11 @@ def test_the_daily_plan_says_what_exists_and_what_is_built(project, skylift_env)
     assert [t.task_id for t in plan.tasks] == ["ingest", "validate"]
     ingest, validate = plan.tasks
     assert ingest.reads[0] == f"file://{skylift_env}/drops/shipments/{DAY}/"
+    # the stage itself is asked whether it would keep its partition: without a drop it cannot run at all
     assert ingest.writes == (f"file://{skylift_env}/lake/raw/shipments/ds={DAY}  [exists, 1 rows, built "
-                             f"{ingest.writes[0].split('built ')[1].split(' by')[0]} by manual__earlier: kept if its "
-                             "inputs and settings are unchanged, else rebuilt]",)
+                             f"{ingest.writes[0].split('built ')[1].split(' by')[0]} by manual__earlier: cannot tell "
+                             f"before the run: IncompleteDrop: no csv files in the drop at {ingest.reads[0]} for "
+                             f"ds={DAY}]",)
     assert validate.after == ("ingest",)
     assert validate.writes == (f"file://{skylift_env}/lake/validated/shipments/ds={DAY}  [not there yet: built]",)
     rebuilt = plan_run(project, "parcels", DAY, None, {"rebuild": True})
@@ -67,6 +70,41 @@ def test_the_retrain_plan_shows_the_training_partitions_and_the_pod(project, sky
     features = next(t for t in plan.tasks if t.task_id == "features")
     assert features.notes[1] == ("engine duckdb (auto: 0 input rows, at most duckdb_max_rows 20,000,000, and a local "
                                  "Spark master (local[2]); the rows published now)")
+
+
+def features_task(project: Project) -> Any:
+    from operators.spec.compiler import dags_from_spec_file
+
+    return dags_from_spec_file(project.root / "dags" / "pipelines" / "parcels.yaml")["parcels_retrain"].get_task(
+        "features")
+
+
+def publish_features_as_built(lake: Lake, task: Any, ds: str, rows: pa.Table) -> None:
+    """The features partition as the features task leaves it: with the build key it computes from its
+    inputs, job source and settings (`kept_output` compares the two)."""
+    from operators.base import date_window
+
+    key = task.collect_inputs(ds, date_window(ds, task.lookback_days), task._job_digest(task._job())).key
+    with lake.publish("features", task.dataset, ds, run_id="manual__earlier",
+                      extra={"build_key": key, "pipeline": "parcels"}) as writer:
+        writer.write_table(rows)
+
+
+def test_features_are_kept_only_while_their_inputs_and_job_are_unchanged(project, skylift_env):
+    lake = Lake(f"file://{skylift_env}/lake")
+    rows = pa.table({"shipment_id": ["a"], "km_per_kg": [1.0], "late": [0]})
+    with lake.publish("validated", "shipments", DAY.isoformat(), run_id="manual__earlier") as writer:
+        writer.write_table(rows)
+    publish_features_as_built(lake, features_task(project), DAY.isoformat(), rows)
+
+    def verdict() -> str:
+        plan = plan_run(project, "parcels", DAY, "retrain", None)
+        return next(t for t in plan.tasks if t.task_id == "features").writes[0]
+
+    assert verdict().endswith("kept: same inputs and settings]")
+    job = next(p for p in (project.root / "parcel_jobs").glob("*.py") if "def build" in p.read_text())
+    job.write_text(job.read_text() + "\n# an edit\n")
+    assert verdict().endswith("rebuilt: its inputs or settings changed]")  # the job's source is in the key
 
 
 def test_a_date_before_start_date_or_an_unknown_param_is_refused(project):
@@ -130,8 +168,7 @@ def test_the_readme_shows_what_plan_prints_for_the_tutorial(tmp_path, monkeypatc
     for day in ("2026-03-04", "2026-03-05"):
         with lake.publish("validated", "shipments", day, run_id="scheduled__earlier") as writer:
             writer.write_table(pa.table(rows))
-    with lake.publish("features", "parcels_features", "2026-03-05", run_id="manual__earlier") as writer:
-        writer.write_table(pa.table(rows))
+    publish_features_as_built(lake, features_task(project), "2026-03-05", pa.table(rows))
 
     text = plan_run(project, "parcels", date(2026, 3, 5), "retrain", {"max_depth": 2}).render()
     shown = text.replace(str(root), "/tmp/parcels")
