@@ -249,8 +249,10 @@ def test_a_search_trial_trains_its_point_in_a_pod_and_reports_it_to_the_study(ku
     from operators.search import PARENT_TAG, PLAN_XCOM, TRIAL_TAG, TrialTrainOperator, ensure_experiment
     from operators.settings import Settings
 
-    client = MlflowHook(Settings.resolve().mlflow_tracking_uri).client
-    parent = client.create_run(ensure_experiment(client, "skylift/churn", None)).info.run_id
+    settings = Settings.resolve()
+    client = MlflowHook(settings.mlflow_tracking_uri).client
+    # the experiment as the search's plan task creates it: artifacts under the settings' root, not ./mlruns
+    parent = client.create_run(ensure_experiment(client, "skylift/churn", settings.mlflow_artifact_root)).info.run_id
     plan = search.SearchPlan(study_name=search.study_name("churn_retrain", "manual__search"),
                              storage=f"file://{tmp_path}/optuna", parent_run_id=parent, experiment="skylift/churn",
                              framework="xgboost", space={"max_depth": {"type": "int", "low": 2, "high": 4}},
