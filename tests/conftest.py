@@ -82,6 +82,20 @@ def _restore_environment():
         os.environ.update(saved)
 
 
+# What a test must never leave in the repository: MLflow's default store and artifacts, and Spark's
+# warehouse, created in the working directory when code falls back to a default location.
+STRAYS = ("mlflow.db", "mlruns", "spark-warehouse", "metastore_db", "derby.log")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_strays_in_the_repository():
+    before = {name for name in STRAYS if (ROOT / name).exists()}
+    yield
+    left = sorted(name for name in STRAYS if (ROOT / name).exists() and name not in before)
+    assert not left, (f"tests left {left} in {ROOT}: some code fell back to a default location "
+                      "(e.g. MLflow's process-wide tracking URI unset); find it and give it the test's own")
+
+
 def embedded_environment(home: Path) -> dict[str, str]:
     """The embedded default's settings (operators.settings) under `home`, with Spark on 2 cores."""
     from operators.settings import as_environment, embedded_values

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -48,8 +52,7 @@ def log_column_models(client, uri: str, artifacts: str, columns=("weak", "good")
 
     frame = features(np.zeros(10))
     logged = []
-    mlflow.set_tracking_uri(uri)  # the fluent logging API has no client argument
-    try:
+    with global_tracking_uri(uri):  # the fluent logging API has no client argument
         experiment = client.create_experiment(f"models-{'-'.join(columns)}", artifact_location=artifacts)
         for column in columns:
             with mlflow.start_run(experiment_id=experiment) as run:
@@ -57,24 +60,31 @@ def log_column_models(client, uri: str, artifacts: str, columns=("weak", "good")
                     name="model", python_model=pyfunc(column), pip_requirements=[],
                     signature=infer_signature(frame[["good", "weak"]], np.zeros(len(frame))))
             logged.append((run.info.run_id, info.model_uri, info.model_id))
-    finally:
-        mlflow.set_tracking_uri(None)
     return logged
 
 
 def register_versions(client, uri: str, model: str, logged, pipeline: str = "t") -> None:
     """Versions 1, 2, ... of `model`, one per logged model, as the register stage makes them."""
-    import mlflow
-
     from include import registry
 
     registry.create_model(client, model, tags={"skylift.pipeline": pipeline})
-    mlflow.set_tracking_uri(uri)  # MLflow resolves a `models:/<id>` source through the global URI
-    try:
+    with global_tracking_uri(uri):  # MLflow resolves a `models:/<id>` source through the global URI
         for run_id, model_uri, model_id in logged:
             client.create_model_version(model, source=model_uri, run_id=run_id, model_id=model_id)
+
+
+@contextlib.contextmanager
+def global_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to `uri`, then put back as it was: a test's MlflowHook set
+    it (as the CLI's does); clearing it instead made later `models:/` loads open ./mlflow.db."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(before)
 
 
 def column_model_store(home) -> dict:
