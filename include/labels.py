@@ -151,7 +151,9 @@ def _known_labels(labels: Mapping[str, pd.DataFrame], plan: LabelPlan, cutoff: s
         missing = [c for c in wanted if c not in frame.columns]
         if missing:
             raise LabelError(f"the label drop of {arrival} lacks column(s) {missing} (has {list(frame.columns)})")
-        part = frame[wanted].copy()
+        # A row whose outcome is still empty labels nothing yet (a source that carries features and,
+        # later, their outcome has such rows for the days not over).
+        part = frame.loc[frame[plan.column].notna(), wanted].copy()
         part[FEATURE_DATE] = _iso_dates(part.pop(plan.as_of), arrival, plan.as_of)
         part["_arrival"] = arrival
         parts.append(part[part[FEATURE_DATE].isin(days)])

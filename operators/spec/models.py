@@ -117,6 +117,10 @@ class LabelsSpec(Strict):
     as_of: str = Field("as_of", description="column of a label row: the feature date the outcome belongs to")
     delay_days: int = Field(0, ge=0, le=366, description="outcomes of feature day D are complete in the label "
                                                          "drop of D + delay_days")
+    feeds_features: bool = Field(False, description=(
+        "the label source is a feature source too: its rows carry features and, once known, the outcome (empty "
+        "until then). The feature job receives it by name like any source and must leave labels.column out; "
+        "training still takes each outcome from the drops landed by the run's date, by as_of"))
 
 
 class SharedWaitSpec(Strict):
@@ -562,9 +566,10 @@ class PipelineSpec(Strict):
                 known = sorted(self.sources or {})
                 raise ValueError(f"labels.source {self.labels.source!r} must name an entry of `sources:` "
                                  f"(declared: {known})")
-            if len(self.sources) + len(self.reads) < 2:
+            if len(self.sources) + len(self.reads) < 2 and not self.labels.feeds_features:
                 raise ValueError("with `labels:`, `sources:` needs the label source and at least one feature source "
-                                 "(or a shared one under `reads:`)")
+                                 "(or a shared one under `reads:`), unless labels.feeds_features says the label "
+                                 "source's rows carry the features too")
             if self.train is not None and self.train.target != self.labels.column:
                 raise ValueError(f"train.target {self.train.target!r} must be labels.column "
                                  f"{self.labels.column!r}: the model learns the outcome the labels carry")
@@ -604,8 +609,9 @@ class PipelineSpec(Strict):
 
     @property
     def feature_sources(self) -> list[SourceBinding]:
-        """The sources the feature job reads: all but the label source (outcomes never reach features)."""
-        label = self.labels.source if self.labels else None
+        """The sources the feature job reads: all but the label source (outcomes never reach features),
+        unless `labels.feeds_features` says its rows carry the features too."""
+        label = self.labels.source if self.labels and not self.labels.feeds_features else None
         return [b for b in self.source_bindings if b.name != label]
 
     @property

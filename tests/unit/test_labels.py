@@ -165,3 +165,14 @@ def test_training_rows_come_through_the_join_with_the_newest_days_held_out(tmp_p
                "cutoff": "2026-11-09"}
     with pytest.raises(TrainingError, match="second outcome"):  # read, the planted drop is refused
         prepare(TrainConfig.from_dict({**vars(config), "labels": planted}))
+
+
+def test_a_row_whose_outcome_is_still_empty_labels_nothing():
+    """A source that carries features and, later, their outcome: the drop of 11-01 holds A's row with no
+    outcome yet, the drop of 11-02 the same row with it. Only the known outcome counts (no 'twice')."""
+    empty = pd.DataFrame({"customer_id": ["A", "B"], "as_of": ["2026-11-01"] * 2, "churned": [None, None]})
+    known = labels([("A", "2026-11-01", True), ("B", "2026-11-02", False)])
+    plan = LabelPlan(column="churned", key=("customer_id",), as_of="as_of", delay_days=1)
+    joined = point_in_time_join({"2026-11-01": features("A", "B")}, {"2026-11-01": empty, "2026-11-02": known}, plan,
+                                cutoff="2026-11-02")
+    assert joined[["customer_id", "churned"]].to_dict("records") == [{"customer_id": "A", "churned": True}]

@@ -274,3 +274,24 @@ def test_a_schema_error_does_not_hide_a_bad_cron(tmp_path):
         load_spec(path)
     assert [line.split(": ")[1] for line in str(err.value).splitlines()] == ["features.lookback_dayz",
                                                                              "dags.nightly.schedule"]
+
+
+def test_a_label_source_that_feeds_the_features_too_is_enough_alone_and_reaches_the_job(tmp_path):
+    """`labels.feeds_features`: rows that carry features and, once known, their outcome (one source)."""
+    from operators.spec.compiler import dags_from_spec_file
+
+    def one_source(body, feeds: bool):
+        body["sources"] = {"activity": {**body["sources"]["activity"], "schema": "include/schemas/churn_labels.yaml"}}
+        body["labels"]["source"] = "activity"
+        if feeds:
+            body["labels"]["feeds_features"] = True
+
+    with pytest.raises(SpecError, match="unless labels.feeds_features says the label source's rows carry the features"):
+        load_spec(mutate(tmp_path, lambda b: one_source(b, feeds=False)))
+    path = mutate(tmp_path, lambda b: one_source(b, feeds=True))
+    spec = load_spec(path)
+    assert spec.feature_inputs == {"activity": "customer_activity"} and spec.label_source.name == "activity"
+    nightly = dags_from_spec_file(path)["churn_nightly"]
+    assert nightly.get_task("features").sources == {"activity": "customer_activity"}
+    assert "validate_activity" in nightly.get_task("features").upstream_task_ids
+    assert nightly.get_task("train").labels_dataset == "customer_activity"
