@@ -1,9 +1,12 @@
 """What every benchmark shares: timed child processes, interleaved repetitions, result records.
 
 Each measured run is a fresh child process. The child does its work, times the part being
-compared itself and prints one `BENCH-RESULT {json}` line; the parent adds the child's wall time
-and peak resident memory (from `wait4`, so the child's own and its waited-for children's largest
-RSS). The sides of a comparison run in turns within each repetition, the order rotating every
+compared itself and prints one `BENCH-RESULT {json}` line with its own peak resident memory (the
+kernel's high-water mark of its address space, and of the children it waited for); the parent adds
+the child's wall time and the larger of that peak and its process tree's sampled sum. (The parent's
+`wait4` figure is not used when the child reports: Linux carries the forking process's high-water
+mark into the child's across exec, so a parent that generated 2.6 GiB of input made every child
+read 2.6 GiB.) The sides of a comparison run in turns within each repetition, the order rotating every
 round, so that load from other processes on a shared machine falls on all of them alike.
 
 A benchmark module builds `Comparison` records; run alone it prints them as Markdown, under
@@ -25,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_MARK = "BENCH-RESULT "
+OWN_PEAK = "own_peak_rss_mib"  # the child's own peak memory, added to its result line by `report`
 RESULTS_DIR_ENV = "SKYLIFT_BENCH_RESULTS"
 REPEAT = 5
 
@@ -152,9 +156,18 @@ class _WaitingPopen(subprocess.Popen):
 
 
 def report(**values: object) -> None:
-    """In a child: hand the measured values to the parent (one line on stdout)."""
+    """In a child: hand the measured values, and its own peak memory, to the parent (one line on stdout)."""
     sys.stdout.flush()
-    print(RESULT_MARK + json.dumps(values, default=str), flush=True)
+    print(RESULT_MARK + json.dumps({**values, OWN_PEAK: own_peak_mib()}, default=str), flush=True)
+
+
+def own_peak_mib() -> float:
+    """This process's peak RSS since its exec (VmHWM), or that of a child it waited for if larger."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        hwm_kib = next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0)
+    return max(hwm_kib, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
 
 
 def run_child(side: Side, timeout: float = 1800) -> ChildRun:
@@ -176,13 +189,14 @@ def run_child(side: Side, timeout: float = 1800) -> ChildRun:
     wall = time.perf_counter() - start
     # The larger of the child's own peak (exact) and its process tree's sampled sum (a Spark JVM,
     # a training subprocess: processes that run beside it, which wait4 may not count).
-    peak = max(_peak_rss_of(proc), tree.peak_mib)
     if proc.returncode != 0:
         raise BenchError(f"{side.name}: exit {proc.returncode}\n{err[-4000:]}")
     lines = [line for line in out.splitlines() if line.startswith(RESULT_MARK)]
     if not lines:
         raise BenchError(f"{side.name}: printed no {RESULT_MARK.strip()} line\n{out[-2000:]}\n{err[-2000:]}")
     values = json.loads(lines[-1][len(RESULT_MARK):])
+    own = values.pop(OWN_PEAK, None)
+    peak = max(float(own) if own is not None else _peak_rss_of(proc), tree.peak_mib)
     return ChildRun(seconds=float(values.pop("seconds", wall)), wall=wall, peak_rss_mib=peak, values=values)
 
 
