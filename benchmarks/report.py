@@ -85,8 +85,8 @@ def goals(found: dict[str, Comparison]) -> list[Goal]:
                         "types (a copy of the frame) before the Booster's inplace_predict"))
     for key, what in (("nightly_1000000", "Peak memory, nightly run at 1M entities"),
                       ("ingest_10000000", "Peak memory, ingesting a 10M-row drop")):
-        if key in found:
-            peak = max(r.peak_rss_mib for r in found[key].rows) / 1024
+        if key in found:  # Skylift's side (the ingest comparison's baseline is pyarrow's whole-file read)
+            peak = max(r.peak_rss_mib for r in found[key].rows if r.name.startswith("Skylift")) / 1024
             out.append(Goal(what, f"well within {MACHINE_MEMORY_GIB} GiB", f"{peak:.1f} GiB",
                             peak < MACHINE_MEMORY_GIB / 2))
         else:
