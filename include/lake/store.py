@@ -354,13 +354,20 @@ class Lake:
             raise
         writer.commit()
 
-    def amend(self, zone: str, dataset: str, ds: str, files: Mapping[str, bytes], attempts: int = 8,
+    def amend(self, zone: str, dataset: str, ds: str, files: Mapping[str, bytes], attempts: int = 16,
               **manifest_fields: Any) -> Manifest:
         """Publish the partition with `files` added to (or replacing same-named files of) what it
         holds: for partitions several runs add to on one date, such as the gate reports of every
         version gated that day. The other files are carried as they are, so their URIs stay valid;
-        a concurrent writer that wins the publish makes this one start again on top of it."""
-        for _ in range(attempts):
+        a concurrent writer that wins the publish makes this one start again on top of it, after a
+        random pause that grows with each loss (without it, writers that lost together retried
+        together, and one could lose every round)."""
+        import random
+        import time
+
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(random.uniform(0, min(0.02 * 2 ** attempt, 1.0)))  # noqa: S311 - spreading retries
             try:
                 with self.publish(zone, dataset, ds, **dict(manifest_fields)) as writer:
                     try:
