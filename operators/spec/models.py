@@ -184,14 +184,26 @@ QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
 CPU_QUANTITY = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"
 
 
+class TolerationSpec(Strict):
+    """One toleration of the training pod, as Kubernetes' V1Toleration takes it (checked here, so a
+    misspelt key is a spec error with its line, not a failed training task)."""
+
+    key: str | None = Field(None, description="the taint's key; none with operator Exists tolerates every taint")
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = Field(None, description="the taint's value (operator Equal)")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="the taint effect it tolerates; none: every effect")
+    toleration_seconds: int | None = Field(None, ge=0, description="NoExecute only: how long the pod stays bound")
+
+
 class KubernetesSpec(Strict):
     namespace: str = "default"
     image: str | None = Field(None, description=(
         "the training image; pin it as repo@sha256:<digest> so that reuse follows the code, not a movable tag"))
     image_pull_secrets: list[str] = Field(default_factory=list, description="Secrets holding registry credentials")
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, str]] = Field(
-        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    tolerations: list[TolerationSpec] = Field(
+        default_factory=lambda: [TolerationSpec(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")]
     )
     service_account: str | None = None
     priority_class: str | None = Field(None, description="the pod's PriorityClass")

@@ -125,6 +125,10 @@ def test_secrets_are_refused_without_echoing_them(tmp_path, patch, needle):
     (lambda b: b["dags"]["retrain"]["params"].update(gpu={"type": "integer"}), "'gpu' is a built-in parameter"),
     (lambda b: b.pop("features"), "stage 'features' needs a top-level 'features' section"),
     (lambda b: b["dags"].update(Nightly={"schedule": None}), "dags.Nightly"),
+    (lambda b: b["train"]["kubernetes"].update(tolerations=[{"key": "nvidia.com/gpu", "efect": "NoSchedule"}]),
+     "train.kubernetes.tolerations.0.efect: unknown key"),
+    (lambda b: b["train"]["kubernetes"].update(tolerations=[{"key": "gpu", "effect": "NoSchedul"}]),
+     "train.kubernetes.tolerations.0.effect"),
 ])
 def test_spec_errors(tmp_path, patch, needle):
     path = mutate(tmp_path, patch)
