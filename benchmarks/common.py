@@ -3,11 +3,11 @@
 Each measured run is a fresh child process. The child does its work, times the part being
 compared itself and prints one `BENCH-RESULT {json}` line with its own peak resident memory (the
 kernel's high-water mark of its address space, and of the children it waited for); the parent adds
-the child's wall time and the larger of that peak and its process tree's sampled sum. (The parent's
-`wait4` figure is not used when the child reports: Linux carries the forking process's high-water
-mark into the child's across exec, so a parent that generated 2.6 GiB of input made every child
-read 2.6 GiB.) The sides of a comparison run in turns within each repetition, the order rotating every
-round, so that load from other processes on a shared machine falls on all of them alike.
+the child's wall time and the larger of that peak and its process tree's sampled sum. (Not the
+parent's `wait4` figure: Linux carries the forking process's high-water mark into the child's
+across exec, so a parent that generated 2.6 GiB of input made every child read 2.6 GiB.) The
+sides of a comparison run in turns within each repetition, the order rotating every round, so
+that load from other processes on a shared machine falls on all of them alike.
 
 A benchmark module builds `Comparison` records; run alone it prints them as Markdown, under
 `benchmarks.run_all` it also writes them as JSON for RESULTS.md.
@@ -142,19 +142,6 @@ class _TreeMemory(threading.Thread):
         self.join(timeout=5)
 
 
-class _WaitingPopen(subprocess.Popen):
-    """Popen that reaps its child with wait4, keeping that child's own resource usage."""
-
-    def _try_wait(self, wait_flags):  # CPython's hook for waitpid in Popen.wait
-        try:
-            pid, status, usage = os.wait4(self.pid, wait_flags)
-        except ChildProcessError:
-            return (self.pid, 0)
-        if pid == self.pid:
-            self._bench_rusage = usage
-        return (pid, status)
-
-
 def report(**values: object) -> None:
     """In a child: hand the measured values, and its own peak memory, to the parent (one line on stdout)."""
     sys.stdout.flush()
@@ -174,7 +161,7 @@ def run_child(side: Side, timeout: float = 1800) -> ChildRun:
     """Run one side once; its stdout's result line, its wall time and peak RSS."""
     env = {**os.environ, **(side.env or {})}
     start = time.perf_counter()
-    proc = _WaitingPopen(list(side.argv), env=env, cwd=side.cwd or str(ROOT), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(list(side.argv), env=env, cwd=side.cwd or str(ROOT), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     tree = _TreeMemory(proc.pid)
     tree.start()
@@ -187,28 +174,16 @@ def run_child(side: Side, timeout: float = 1800) -> ChildRun:
     finally:
         tree.stop()
     wall = time.perf_counter() - start
-    # The larger of the child's own peak (exact) and its process tree's sampled sum (a Spark JVM,
-    # a training subprocess: processes that run beside it, which wait4 may not count).
     if proc.returncode != 0:
         raise BenchError(f"{side.name}: exit {proc.returncode}\n{err[-4000:]}")
     lines = [line for line in out.splitlines() if line.startswith(RESULT_MARK)]
     if not lines:
         raise BenchError(f"{side.name}: printed no {RESULT_MARK.strip()} line\n{out[-2000:]}\n{err[-2000:]}")
     values = json.loads(lines[-1][len(RESULT_MARK):])
-    own = values.pop(OWN_PEAK, None)
-    peak = max(float(own) if own is not None else _peak_rss_of(proc), tree.peak_mib)
+    # The larger of the child's own peak (exact) and its process tree's sampled sum (a Spark JVM,
+    # a training subprocess: processes that run beside it, which its own figure may not count).
+    peak = max(float(values.pop(OWN_PEAK)), tree.peak_mib)
     return ChildRun(seconds=float(values.pop("seconds", wall)), wall=wall, peak_rss_mib=peak, values=values)
-
-
-def _peak_rss_of(proc: subprocess.Popen) -> float:
-    """Peak RSS (MiB) of the finished child: Popen reaped it, so read it from the rusage it kept, else
-    from the running total of all reaped children (an over-estimate only if an earlier child was larger)."""
-    usage = getattr(proc, "_bench_rusage", None)
-    if usage is None:
-        import resource
-
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_maxrss / 1024
 
 
 

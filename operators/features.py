@@ -108,24 +108,22 @@ class FeaturesOperator(SkyliftOperator):
 
     def kept_output(self, context: Any) -> Any | None:
         ds = partition_date(context)
-        collected = self.collect_inputs(ds, date_window(ds, self.lookback_days), self._job_digest(self._job()))
+        _, collected = self.job_and_inputs(ds)
         return self.unchanged(context, "features", self.dataset, ds, collected.key)
 
-    def _job(self) -> Any:
+    def job_and_inputs(self, ds: str) -> tuple[Any, FeatureInputs]:
+        """The job (its arguments checked against the sources) and the window's inputs, whose build
+        key covers the job's source file."""
         job = load_job(self.job)
         if self.sources is not None:
             check_job_arguments(job, self.job, list(self.sources))
-        return job
-
-    @staticmethod
-    def _job_digest(job: Any) -> str:
-        return file_digest(inspect.getsourcefile(job))
+        window = date_window(ds, self.lookback_days)
+        return job, self.collect_inputs(ds, window, file_digest(inspect.getsourcefile(job)))
 
     def execute(self, context: Any) -> dict[str, Any]:
         ds = partition_date(context)
         window = date_window(ds, self.lookback_days)
-        job = self._job()
-        collected = self.collect_inputs(ds, window, self._job_digest(job))
+        job, collected = self.job_and_inputs(ds)
         found, missing, key, inputs = collected.found, collected.missing, collected.key, collected.manifests
         if missing:
             self.log.warning("look-back window lacks %d partition(s): %s", len(missing), ", ".join(missing))

@@ -98,38 +98,39 @@ class _Planner:
             return f"{path}  [not there yet: built]"
         if self.params.get("rebuild"):
             return f"{path}  [exists: rebuilt (rebuild=true)]"
-        return (f"{path}  [exists, {manifest.row_count} rows, built {manifest.created_at[:19]} by "
-                f"{manifest.run_id}: kept if its inputs and settings are unchanged, else rebuilt]")
+        return f"{path}  [{_exists(manifest)}: kept if its inputs and settings are unchanged, else rebuilt]"
 
     def _built(self, task: Any, zone: str, dataset: str) -> str:
         """The task's output partition and what the run does with it, asked of the stage itself
         (`kept_output`: the build key it would compute now against the manifest's)."""
+        verdict, builds = self._verdict(task, zone, dataset)
+        if builds:
+            self.building.add(task.task_id)
+        return f"{self.lake.root}/{zone}/{dataset}/ds={self.ds}  [{verdict}]"
+
+    def _verdict(self, task: Any, zone: str, dataset: str) -> tuple[str, bool]:
+        """What the run does with the task's partition, and whether it writes it anew."""
         from include.errors import DamagedPartition
 
-        path = f"{self.lake.root}/{zone}/{dataset}/ds={self.ds}"
         try:
             manifest = self.lake.manifest(zone, dataset, self.ds)
         except DamagedPartition as exc:
-            self.building.add(task.task_id)
-            return f"{path}  [damaged: rebuilt ({exc})]"
-        if manifest is None or self.params.get("rebuild"):
-            self.building.add(task.task_id)
-            return f"{path}  [" + ("not there yet: built]" if manifest is None else "exists: rebuilt (rebuild=true)]")
-        there = f"{path}  [exists, {manifest.row_count} rows, built {manifest.created_at[:19]} by {manifest.run_id}: "
+            return f"damaged: rebuilt ({exc})", True
+        if manifest is None:
+            return "not there yet: built", True
+        if self.params.get("rebuild"):
+            return "exists: rebuilt (rebuild=true)", True
         changing = sorted(set(task.upstream_task_ids) & self.building)
         if changing:
-            self.building.add(task.task_id)
-            return there + f"rebuilt unless {', '.join(changing)} leaves its inputs as they are]"
+            return f"{_exists(manifest)}: rebuilt unless {', '.join(changing)} leaves its inputs as they are", True
         try:
             with contextlib.redirect_stdout(sys.stderr):  # the stage's own log lines are no part of the plan
                 kept = task.kept_output(self._context(task))
         except Exception as exc:  # noqa: BLE001 - what the task itself would raise
-            self.building.add(task.task_id)
-            return there + f"cannot tell before the run: {type(exc).__name__}: {exc}]"
+            return f"{_exists(manifest)}: cannot tell before the run: {type(exc).__name__}: {exc}", True
         if kept is not None:
-            return there + "kept: same inputs and settings]"
-        self.building.add(task.task_id)
-        return there + "rebuilt: its inputs or settings changed]"
+            return f"{_exists(manifest)}: kept: same inputs and settings", False
+        return f"{_exists(manifest)}: rebuilt: its inputs or settings changed", True
 
     def _present(self, zone: str, dataset: str, ds: str) -> str:
         there = self.lake.manifest(zone, dataset, ds) is not None
@@ -364,3 +365,7 @@ def add_command(sub: Any) -> None:
     cmd.add_argument("--conf", help="trigger parameters as JSON")
     add_location_options(cmd)
     cmd.set_defaults(func=command_plan)
+
+
+def _exists(manifest: Any) -> str:
+    return f"exists, {manifest.row_count} rows, built {manifest.created_at[:19]} by {manifest.run_id}"

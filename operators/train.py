@@ -76,7 +76,7 @@ class PodRun:
     """What one run adds to the spec's pod: the image, the entrypoint's arguments, the environment
     (non-secret settings only), annotations and the GPU count (the run's `gpu` param may differ)."""
 
-    image: str
+    image: str | None  # None only when re-entering from the triggerer: the pod exists already
     arguments: tuple[str, ...]
     gpu: int
     environment: dict[str, str] = field(default_factory=dict)

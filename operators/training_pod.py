@@ -92,23 +92,26 @@ def training_pod_operator(task: TrainModelOperator, run: PodRun | None) -> Train
     from airflow.providers.cncf.kubernetes.backcompat.backwards_compat_converters import convert_env_vars
     from kubernetes.client import models as k8s
 
+    from operators.train import PodRun
+
+    run = run or PodRun(image=task.image, arguments=(), gpu=task.gpu)
+
     # Each model otherwise builds its own client Configuration (logger set-up included).
     config = {"local_vars_configuration": _models_configuration()}
-    gpu = run.gpu if run is not None else task.gpu
-    resources = task.pod_resources(gpu)
+    resources = task.pod_resources(run.gpu)
     shm = task.shm_size
     return TrainingPodOperator(
         task_id=task.task_id,
         name=f"{task.pipeline}-train".replace("_", "-"),
         namespace=task.namespace,
-        image=run.image if run is not None else task.image,
+        image=run.image,
         image_pull_secrets=[k8s.V1LocalObjectReference(name=n, **config) for n in task.image_pull_secrets],
         cmds=list(ENTRYPOINT),
-        arguments=list(run.arguments) if run is not None else [],
-        env_vars=convert_env_vars(dict(run.environment)) if run is not None else [],
-        annotations=dict(run.annotations) if run is not None else {},
+        arguments=list(run.arguments),
+        env_vars=convert_env_vars(dict(run.environment)),
+        annotations=dict(run.annotations),
         container_resources=k8s.V1ResourceRequirements(**resources, **config),
-        affinity=_gpu_affinity(task, gpu, config),
+        affinity=_gpu_affinity(task, run.gpu, config),
         node_selector=dict(task.node_selector),
         tolerations=[k8s.V1Toleration(**t, **config) for t in task.tolerations],
         env_from=[k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=n, **config), **config)

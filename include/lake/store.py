@@ -33,10 +33,12 @@ import io
 import logging
 import os
 import queue
+import random
 import re
 import secrets
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -362,9 +364,6 @@ class Lake:
         a concurrent writer that wins the publish makes this one start again on top of it, after a
         random pause that grows with each loss (without it, writers that lost together retried
         together, and one could lose every round)."""
-        import random
-        import time
-
         for attempt in range(attempts):
             if attempt:
                 time.sleep(random.uniform(0, min(0.02 * 2 ** attempt, 1.0)))  # noqa: S311 - spreading retries

@@ -192,7 +192,7 @@ def _claims_of(path: Path) -> tuple[Claim, ...]:
             mark = (node or pipeline_node).start_mark
             out.append(Claim("raw", name, "writes", path, mark.line + 1, pipeline, mark.column + 1,
                              dags=publishing if _given(source.get("validate")) else (),
-                             schema=_scalar(source.get("schema")), key=key if node else "pipeline"))
+                             schema=_scalar(source.get("schema")), key=key))
     if stages & {"features", "train", "score"}:
         features = _mapping(top.get("features")).get("dataset")
         add("features", _scalar(features) or f"{pipeline}_features", features, "features.dataset",
@@ -312,7 +312,8 @@ def _raw_datasets(top: dict[str, yaml.Node], pipeline: str) -> list[tuple[str, y
         return out
     source = _mapping(top.get("source"))
     dataset = source.get("dataset")
-    return [(_scalar(dataset) or pipeline, dataset, "source.dataset", {**source, "validate": top.get("validate")})]
+    return [(_scalar(dataset) or pipeline, dataset, "source.dataset" if dataset else "pipeline",
+             {**source, "validate": top.get("validate")})]
 
 
 def _dag_stages(dags: yaml.Node | None) -> dict[str, set[str]]:
